@@ -1,0 +1,6 @@
+"""`python -m monitor` runs the `livewatch` command line."""
+
+from monitor.cli import main
+
+if __name__ == "__main__":
+    main()

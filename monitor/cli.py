@@ -1,0 +1,130 @@
+"""The `livewatch` command line. Worker-side commands (`run`, `worker`, `poll-once`, `demo`)
+are contributed through the `livewatch.commands` entry-point group, so `monitor` never imports
+`workers`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from monitor import __version__
+from monitor.config_loader import load_config
+from monitor.errors import ConfigError, LivewatchError
+from monitor.logs import configure_logging
+from monitor.runtime import connect_redis, install_stop_signals
+from monitor.service import run_pollers
+from monitor.settings import Config
+
+config_option = click.option(
+    "--config", "-c", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("config/livewatch.yaml"), show_default=True, help="YAML configuration file.")
+log_options = [
+    click.option("--log-format", type=click.Choice(["auto", "console", "json"]),
+                 default="auto", show_default=True,
+                 help="auto: human lines on a terminal, JSON lines otherwise."),
+    click.option("--log-level", default="INFO", show_default=True),
+]
+
+
+def with_logging(func: Any) -> Any:
+    """Add --log-format/--log-level to a command."""
+    for option in reversed(log_options):
+        func = option(func)
+    return func
+
+
+def load_or_exit(path: Path) -> Config:
+    """Load a config or print every problem and exit 2."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        err.print(f"[bold red]invalid configuration[/] ({len(exc.problems)} problem"
+                  f"{'s' if len(exc.problems) != 1 else ''}):")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        sys.exit(2)
+
+
+def fail(exc: LivewatchError) -> None:
+    """Print a livewatch error and exit 1."""
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}")
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """A click group that also lists commands from the `livewatch.commands` entry points."""
+
+    def _plugins(self) -> dict[str, Any]:
+        return {ep.name: ep for ep in entry_points(group="livewatch.commands")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in (plugins := self._plugins()):
+            loaded = plugins[cmd_name].load()
+            assert isinstance(loaded, click.Command)
+            return loaded
+        return command
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="livewatch")
+def main() -> None:
+    """livewatch: alerts within seconds when a phrase appears in a live feed or live blog."""
+
+
+@main.command("check-config")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(path: Path) -> None:
+    """Validate a configuration file; print a summary, or every problem (exit 2)."""
+    config = load_or_exit(path)
+    out = Console(highlight=False)
+    enabled = sum(1 for f in config.feeds if f.enabled)
+    redis = "embedded" if config.redis.embedded else "external"
+    out.print(f"[green]OK[/] {path}: {len(config.feeds)} feeds ({enabled} enabled), "
+              f"{len(config.rules)} rules, {len(config.channels)} channels, redis {redis}")
+    table = Table("feed", "kind", "interval", "url", title="feeds")
+    for feed in config.feeds:
+        table.add_row(feed.name + ("" if feed.enabled else " (disabled)"), feed.kind,
+                      f"{config.interval(feed):g}s", feed.url)
+    out.print(table)
+    rules = Table("rule", "any", "all", "none", "feeds", "channels", title="rules")
+    for rule in config.rules:
+        rules.add_row(rule.name, str(len(rule.any)), str(len(rule.all)), str(len(rule.none)),
+                      ", ".join(rule.feeds), ", ".join(rule.channels))
+    out.print(rules)
+    channels = Table("channel", "type", "target", title="channels")
+    for channel in config.channels:
+        target = channel.url if channel.type == "webhook" else ", ".join(channel.to)
+        channels.add_row(channel.name, channel.type, target)
+    out.print(channels)
+
+
+@main.command("poller")
+@config_option
+@with_logging
+def poller(config_path: Path, log_format: str, log_level: str) -> None:
+    """Run only the pollers (scale out: any number of pollers and workers share one Redis)."""
+    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    config = load_or_exit(config_path)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        async with connect_redis(config) as client:
+            await run_pollers(config, client, stop)
+
+    try:
+        asyncio.run(go())
+    except LivewatchError as exc:
+        fail(exc)

@@ -1,0 +1,48 @@
+"""Every Redis key and stream name livewatch uses; nothing else spells a key.
+
+Keys of one feed share the hash tag `{feed}` so per-feed multi-key steps stay on one slot.
+"""
+
+from __future__ import annotations
+
+PREFIX = "lw"
+
+#: Stream of `new`/`updated` events, consumed by workers through `CONSUMER_GROUP`.
+EVENTS_STREAM = f"{PREFIX}:events"
+#: Events a worker failed to handle `max_deliveries` times, with the last error.
+DEAD_EVENTS_STREAM = f"{PREFIX}:events:dead"
+CONSUMER_GROUP = "workers"
+
+
+def _feed(feed: str, suffix: str) -> str:
+    return f"{PREFIX}:{{{feed}}}:{suffix}"
+
+
+def fingerprints(feed: str) -> str:
+    """Hash: entry id -> content version of every entry seen (capped)."""
+    return _feed(feed, "fp")
+
+
+def texts(feed: str) -> str:
+    """Hash: entry id -> JSON {title, text} of the last version seen (for edit comparison)."""
+    return _feed(feed, "text")
+
+
+def order(feed: str) -> str:
+    """Sorted set: entry id scored by first-seen sequence, to evict the oldest past the cap."""
+    return _feed(feed, "order")
+
+
+def meta(feed: str) -> str:
+    """Hash: `baselined`, `seq`, HTTP validators `etag` and `last_modified`."""
+    return _feed(feed, "meta")
+
+
+def health(feed: str) -> str:
+    """Hash: poll health (consecutive failures, last status and error, timestamps)."""
+    return _feed(feed, "health")
+
+
+def delivered(alert_id: str) -> str:
+    """String set once an alert has been delivered to its channel (with a TTL)."""
+    return f"{PREFIX}:delivered:{alert_id}"

@@ -1,0 +1,93 @@
+"""Data that flows through the pipeline: entries parsed from sources and the events diffed from them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from monitor.textnorm import content_hash
+
+EventKind = Literal["new", "updated"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item of a feed or one update of a live blog, with its text free of markup."""
+
+    id: str
+    url: str | None
+    title: str
+    text: str
+    author: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+
+    @property
+    def version(self) -> str:
+        """Content fingerprint: changes only when the normalised title or text changes."""
+        return content_hash(self.title, self.text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (datetimes as ISO 8601)."""
+        data = asdict(self)
+        for key in ("published", "updated"):
+            value = data[key]
+            data[key] = value.isoformat() if value else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entry:
+        """Inverse of `to_dict`."""
+        return cls(
+            id=str(data["id"]), url=data.get("url"), title=data.get("title") or "",
+            text=data.get("text") or "", author=data.get("author"),
+            published=_parse_dt(data.get("published")), updated=_parse_dt(data.get("updated")),
+        )
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A new entry, or an edit of a known one, detected once on one feed.
+
+    `previous_title`/`previous_text` hold the version an `updated` event replaces, so a rule can
+    alert only when its match is new in this version.
+    """
+
+    kind: EventKind
+    feed: str
+    feed_url: str
+    entry: Entry
+    version: str
+    detected_at: float
+    previous_title: str | None = None
+    previous_text: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        """Serialise for the entries stream (JSON, never pickle)."""
+        return json.dumps({
+            "kind": self.kind, "feed": self.feed, "feed_url": self.feed_url,
+            "entry": self.entry.to_dict(), "version": self.version,
+            "detected_at": self.detected_at, "previous_title": self.previous_title,
+            "previous_text": self.previous_text, "extra": self.extra,
+        }, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, payload: str | bytes) -> Event:
+        """Inverse of `encode`; raises ValueError/KeyError on a malformed payload."""
+        data = json.loads(payload)
+        kind = data["kind"]
+        if kind not in ("new", "updated"):
+            raise ValueError(f"unknown event kind {kind!r}")
+        return cls(
+            kind=kind, feed=data["feed"], feed_url=data["feed_url"],
+            entry=Entry.from_dict(data["entry"]), version=data["version"],
+            detected_at=float(data["detected_at"]), previous_title=data.get("previous_title"),
+            previous_text=data.get("previous_text"), extra=data.get("extra") or {},
+        )

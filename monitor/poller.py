@@ -1,0 +1,120 @@
+"""One poll of one feed: fetch, parse, diff, commit. Errors are counted, logged once, backed off."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+
+from monitor.diff import diff_entries
+from monitor.errors import FetchError, ParseError, StateError
+from monitor.fetch import Fetcher, FetchResult
+from monitor.settings import Config, FeedSettings
+from monitor.sources import parse_document
+from monitor.state import FeedState
+
+log = structlog.get_logger("livewatch.poll")
+
+Status = Literal["changed", "unchanged", "not_modified", "baseline", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What one poll did; `retry_after` is the server's request, when it made one."""
+
+    feed: str
+    status: Status
+    new: int = 0
+    updated: int = 0
+    entries: int = 0
+    kind: str | None = None
+    error: str | None = None
+    consecutive_failures: int = 0
+    retry_after: float | None = None
+
+
+class Poller:
+    """Polls feeds against Redis state. Safe to run for many feeds concurrently."""
+
+    def __init__(self, config: Config, state: FeedState, fetcher: Fetcher) -> None:
+        self.config = config
+        self.state = state
+        self.fetcher = fetcher
+
+    async def poll(self, feed: FeedSettings) -> PollOutcome:
+        """Poll `feed` once; never raises for a broken feed (the outcome says what failed)."""
+        started = time.monotonic()
+        try:
+            outcome = await self._poll(feed)
+        except (FetchError, ParseError, StateError) as exc:
+            retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+            outcome = await self._failed(feed, str(exc), retry_after)
+        await self._log(outcome, time.monotonic() - started)
+        return outcome
+
+    async def _failed(self, feed: FeedSettings, reason: str,
+                      retry_after: float | None) -> PollOutcome:
+        try:
+            streak = await self.state.record_failure(feed.name, reason)
+        except Exception:  # Redis itself is down: still report the poll's own failure
+            streak = 0
+        return PollOutcome(feed.name, "error", error=reason, consecutive_failures=streak,
+                           retry_after=retry_after)
+
+    async def _poll(self, feed: FeedSettings) -> PollOutcome:
+        snapshot = await self.state.load(feed.name)
+        result = await self.fetcher.fetch(
+            feed.url, timeout=self.config.timeout(feed), max_body=self.config.defaults.max_body,
+            etag=snapshot.etag if snapshot.baselined else None,
+            last_modified=snapshot.last_modified if snapshot.baselined else None,
+            headers=feed.headers)
+        if result.not_modified:
+            await self.state.record_success(feed.name, "not_modified")
+            return PollOutcome(feed.name, "not_modified")
+        if snapshot.baselined and result.body_hash == snapshot.body_hash:
+            await self.state.record_success(feed.name, "unchanged")
+            return PollOutcome(feed.name, "unchanged")
+        return await self._parse_and_commit(feed, result, snapshot.baselined,
+                                            snapshot.fingerprints)
+
+    async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult, baselined: bool,
+                                fingerprints: dict[str, str]) -> PollOutcome:
+        assert result.body is not None
+        document = await asyncio.to_thread(
+            parse_document, feed.kind, result.body, result.url, result.content_type)
+        for _attempt in range(3):
+            baseline = not baselined
+            changes = diff_entries(fingerprints, document.entries, baseline=baseline,
+                                   backfill=feed.backfill)
+            edited = [c.entry.id for c in changes if c.previous_version is not None]
+            previous = await self.state.previous_texts(feed.name, edited)
+            committed = await self.state.commit(
+                feed.name, feed.url, changes, baseline=baseline, etag=result.etag,
+                last_modified=result.last_modified, body_hash=result.body_hash,
+                previous=previous)
+            if not committed.baseline_moved:
+                break
+            snapshot = await self.state.load(feed.name)  # another poller baselined meanwhile
+            baselined, fingerprints = snapshot.baselined, snapshot.fingerprints
+        else:
+            raise StateError("feed state kept changing during commit")
+        await self.state.record_success(feed.name, "ok")
+        emitted = [c for c in changes if c.emit]
+        return PollOutcome(
+            feed.name, "baseline" if baseline else ("changed" if changes else "unchanged"),
+            new=sum(1 for c in emitted if c.kind == "new"),
+            updated=sum(1 for c in emitted if c.kind == "updated"),
+            entries=len(document.entries), kind=document.kind)
+
+    async def _log(self, outcome: PollOutcome, elapsed: float) -> None:
+        fields = {"feed": outcome.feed, "status": outcome.status,
+                  "elapsed_ms": round(elapsed * 1000, 1)}
+        if outcome.status == "error":
+            await log.awarning("poll failed", error=outcome.error,
+                               consecutive_failures=outcome.consecutive_failures, **fields)
+        else:
+            await log.ainfo("poll", kind=outcome.kind, entries=outcome.entries,
+                            new=outcome.new, updated=outcome.updated, **fields)

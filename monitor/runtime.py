@@ -1,0 +1,62 @@
+"""Process plumbing shared by every role: the Redis connection (embedded or remote), signals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from monitor.embedded import EmbeddedRedis
+from monitor.errors import StateError
+from monitor.settings import Config
+
+log = structlog.get_logger("livewatch.runtime")
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / "livewatch.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StateError(f"another livewatch process uses the embedded Redis in "
+                             f"{data_dir}; stop it or set redis.url") from exc
+        yield
+
+
+@contextlib.asynccontextmanager
+async def connect_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
+    """A decoded-responses client for the configured Redis; starts the embedded one if asked."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = config.redis.url
+        if config.redis.embedded:
+            data_dir = config.redis.data_dir
+            stack.enter_context(_exclusive(data_dir))
+            server = EmbeddedRedis(data_dir / "redis")
+            await asyncio.to_thread(server.start)
+            stack.callback(server.stop)
+            url = server.url
+            await log.ainfo("embedded redis started", data_dir=str(server.data_dir),
+                            port=server.port)
+        client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        stack.push_async_callback(client.aclose)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            raise StateError(f"cannot reach Redis: {exc}") from exc
+        yield client
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """Set `stop` on SIGINT or SIGTERM (a second signal is handled the same way)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)

@@ -1,0 +1,259 @@
+"""Strict configuration models (pydantic v2). Load files with `monitor.config_loader.load_config`.
+
+Durations accept seconds as a number or `500ms`, `30s`, `5m`, `1h`, `1d`; sizes accept bytes or
+`512KB`, `10MB`, `1GiB`. Unknown keys are errors; every model is frozen.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
+
+from monitor import __version__
+from monitor.textnorm import normalize_phrase
+
+DEFAULT_USER_AGENT = f"livewatch/{__version__} (live-blog monitor)"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def parse_duration(value: object) -> object:
+    """`30s` -> 30.0; numbers are seconds. Anything else is left for pydantic to reject."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m, h or d")
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return value
+
+
+def parse_size(value: object) -> object:
+    """`10MB` -> 10485760 (binary multiples); integers are bytes."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"invalid size {value!r}: use bytes or KB, MB, GB")
+        unit = (match.group(2) or "b").lower()[0]
+        return int(float(match.group(1)) * {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit])
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("names use letters, digits, '.', '_' and '-' (at most 64, no spaces)")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+Name = Annotated[str, AfterValidator(_check_name)]
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RedisSettings(_Model):
+    """`url: embedded` (the default) starts a private redis-server with AOF in `data_dir`."""
+
+    url: str = "embedded"
+    data_dir: Path = Path(".livewatch")
+
+    @property
+    def embedded(self) -> bool:
+        """True when livewatch should run its own redis-server."""
+        return self.url in ("", "embedded")
+
+
+class Defaults(_Model):
+    """Values every feed inherits unless it sets its own."""
+
+    interval: Duration = 60.0
+    timeout: Duration = 20.0
+    jitter: Annotated[float, BeforeValidator(parse_duration), Field(ge=0)] | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+    max_body: ByteSize = 10 * 1024 * 1024
+    max_backoff: Duration = 1800.0
+    max_concurrency: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+
+class FeedSettings(_Model):
+    """One source to poll."""
+
+    name: Name
+    url: HttpUrl
+    kind: Literal["auto", "rss", "atom", "jsonfeed"] = "auto"
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    enabled: bool = True
+    backfill: Annotated[int, Field(ge=0, le=1000)] = 0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+def _phrase(value: str) -> str:
+    if not normalize_phrase(value):
+        raise ValueError(f"phrase {value!r} is empty once normalised")
+    return value
+
+
+Event = Literal["new", "updated"]
+EVENTS: tuple[Event, ...] = ("new", "updated")
+
+# Checked per item, so each empty phrase is reported at its own index (`rules[0].any[1]`).
+Phrases = list[Annotated[str, AfterValidator(_phrase)]]
+
+
+class RuleSettings(_Model):
+    """A keyword rule: alert when an `any` phrase (or every `all` phrase) appears, no `none` one."""
+
+    name: Name
+    any: Phrases = Field(default_factory=list)
+    all: Phrases = Field(default_factory=list)
+    none: Phrases = Field(default_factory=list)
+    feeds: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    channels: list[str] = Field(min_length=1)
+    events: list[Event] = Field(default_factory=lambda: list(EVENTS), min_length=1)
+
+    @model_validator(mode="after")
+    def _needs_terms(self) -> RuleSettings:
+        if not self.any and not self.all:
+            raise ValueError("a rule needs at least one phrase in `any` or `all`")
+        return self
+
+
+class WebhookChannelSettings(_Model):
+    """POST signed JSON (Standard Webhooks) to `url`."""
+
+    name: Name
+    type: Literal["webhook"]
+    url: HttpUrl
+    secret: SecretStr | None = None
+    timeout: Duration = 10.0
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class SmtpSettings(_Model):
+    """How to reach the SMTP server. `ssl` is implicit TLS (port 465); `starttls` upgrades."""
+
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    starttls: bool | None = None
+    ssl: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout: Duration = 20.0
+
+    @model_validator(mode="after")
+    def _tls_modes(self) -> SmtpSettings:
+        if self.ssl and self.starttls:
+            raise ValueError("choose `ssl` (implicit TLS) or `starttls`, not both")
+        if self.password is not None and self.username is None:
+            raise ValueError("`password` is set but `username` is not")
+        return self
+
+
+class EmailChannelSettings(_Model):
+    """Send a multipart text + HTML email per alert."""
+
+    name: Name
+    type: Literal["email"]
+    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
+    sender: Annotated[str, Field(alias="from", pattern=r"^(.*<)?[^@\s<>]+@[^@\s<>]+>?$")]
+    smtp: SmtpSettings
+    subject_prefix: str = "[livewatch]"
+
+
+ChannelSettings = Annotated[
+    WebhookChannelSettings | EmailChannelSettings, Field(discriminator="type")]
+
+
+class WorkerSettings(_Model):
+    """How workers consume the event stream and retry deliveries."""
+
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
+    claim_idle: Duration = 60.0
+    max_deliveries: Annotated[int, Field(ge=1, le=100)] = 5
+    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    retry_backoff: Duration = 1.0
+    retry_max_wait: Duration = 30.0
+
+
+class StateSettings(_Model):
+    """Bounds on what is kept in Redis."""
+
+    max_entries_per_feed: Annotated[int, Field(ge=10, le=1_000_000)] = 2000
+    stream_maxlen: Annotated[int, Field(ge=100)] = 100_000
+    delivered_ttl: Duration = 30 * 86400.0
+
+
+class Config(_Model):
+    """The whole livewatch configuration (one YAML file)."""
+
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    defaults: Defaults = Field(default_factory=Defaults)
+    feeds: list[FeedSettings] = Field(default_factory=list)
+    rules: list[RuleSettings] = Field(default_factory=list)
+    channels: list[ChannelSettings] = Field(default_factory=list)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+
+    def feed(self, name: str) -> FeedSettings:
+        """The feed called `name` (KeyError if none)."""
+        for feed in self.feeds:
+            if feed.name == name:
+                return feed
+        raise KeyError(name)
+
+    def channel(self, name: str) -> WebhookChannelSettings | EmailChannelSettings:
+        """The channel called `name` (KeyError if none)."""
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise KeyError(name)
+
+    def interval(self, feed: FeedSettings) -> float:
+        """The feed's poll interval in seconds."""
+        return feed.interval or self.defaults.interval
+
+    def timeout(self, feed: FeedSettings) -> float:
+        """The feed's fetch timeout in seconds."""
+        return feed.timeout or self.defaults.timeout
+
+    def jitter(self, feed: FeedSettings) -> float:
+        """Random delay added to each poll (default: a tenth of the interval, at most 30 s)."""
+        if self.defaults.jitter is not None:
+            return self.defaults.jitter
+        return min(self.interval(feed) / 10, 30.0)

@@ -1,0 +1,161 @@
+"""Per-feed state in Redis: fingerprints, last texts, HTTP validators, poll health.
+
+`FeedState.commit` records a diff and appends its events to the entries stream in one Lua
+script (see commit.lua), so a crash can neither lose nor duplicate an event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from monitor import keys
+from monitor.diff import Change
+from monitor.errors import StateError
+from monitor.models import Event
+
+_COMMIT_LUA = files("monitor").joinpath("commit.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the poller needs to know about a feed before fetching it."""
+
+    baselined: bool
+    fingerprints: dict[str, str]
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """Outcome of `FeedState.commit`."""
+
+    appended: int
+    skipped: int
+    baseline_moved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Poll health of one feed, as stored in Redis."""
+
+    consecutive_failures: int = 0
+    total_failures: int = 0
+    last_status: str | None = None
+    last_error: str | None = None
+    last_poll: float | None = None
+    last_success: float | None = None
+
+
+class FeedState:
+    """Redis-backed state of feeds. The client must use `decode_responses=True`."""
+
+    def __init__(self, client: aioredis.Redis, *, max_entries: int, stream_maxlen: int) -> None:
+        self.client = client
+        self.max_entries = max_entries
+        self.stream_maxlen = stream_maxlen
+        self._commit = client.register_script(_COMMIT_LUA)
+
+    async def load(self, feed: str) -> Snapshot:
+        """Read a feed's fingerprints and validators in one round trip."""
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.meta(feed))
+                pipe.hgetall(keys.fingerprints(feed))
+                meta, prints = await pipe.execute()
+        except RedisError as exc:
+            raise StateError(f"cannot read state of feed {feed!r}: {exc}") from exc
+        return Snapshot(
+            baselined=meta.get("baselined") == "1", fingerprints=prints,
+            etag=meta.get("etag"), last_modified=meta.get("last_modified"),
+            body_hash=meta.get("body_hash"),
+        )
+
+    async def previous_texts(self, feed: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The last recorded (title, text) of each entry in `ids` that has one."""
+        if not ids:
+            return {}
+        values = await self.client.hmget(keys.texts(feed), list(ids))
+        out = {}
+        for entry_id, raw in zip(ids, values, strict=True):
+            if raw:
+                data = json.loads(raw)
+                out[entry_id] = (data.get("title", ""), data.get("text", ""))
+        return out
+
+    async def commit(self, feed: str, feed_url: str, changes: Sequence[Change], *,
+                     baseline: bool, etag: str | None, last_modified: str | None,
+                     body_hash: str, previous: dict[str, tuple[str, str]] | None = None,
+                     ) -> CommitResult:
+        """Record `changes` and append the emitted ones to the stream, atomically."""
+        previous = previous or {}
+        now = time.time()
+        args: list[Any] = ["1" if baseline else "0", self.max_entries, self.stream_maxlen,
+                           etag or "", last_modified or "", body_hash, len(changes)]
+        for change in changes:
+            entry = change.entry
+            payload = ""
+            if change.emit:
+                prev_title, prev_text = previous.get(entry.id, (None, None))
+                payload = Event(
+                    kind=change.kind, feed=feed, feed_url=feed_url, entry=entry,
+                    version=change.version, detected_at=now,
+                    previous_title=prev_title, previous_text=prev_text,
+                ).encode()
+            texts = json.dumps({"title": entry.title, "text": entry.text}, ensure_ascii=False)
+            args += [entry.id, change.previous_version or "", change.version, texts,
+                     "1" if change.emit else "0", payload]
+        script_keys = [keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
+                       keys.meta(feed), keys.EVENTS_STREAM]
+        try:
+            result = cast(list[int], await self._commit(keys=script_keys, args=args))
+        except RedisError as exc:
+            raise StateError(f"cannot record state of feed {feed!r}: {exc}") from exc
+        if result[0] == -1:
+            return CommitResult(0, 0, baseline_moved=True)
+        return CommitResult(int(result[0]), int(result[1]))
+
+    async def touch(self, feed: str, *, body_hash: str | None = None) -> None:
+        """Note an unchanged fetch (keeps validators, optionally the body hash)."""
+        if body_hash:
+            await self.client.hset(keys.meta(feed), "body_hash", body_hash)
+
+    async def record_success(self, feed: str, status: str) -> None:
+        """Reset the failure streak after a good poll."""
+        now = time.time()
+        await self.client.hset(keys.health(feed), mapping={
+            "consecutive_failures": 0, "last_status": status, "last_error": "",
+            "last_poll": now, "last_success": now})
+
+    async def record_failure(self, feed: str, reason: str) -> int:
+        """Count a failed poll; returns the number of consecutive failures."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(keys.health(feed), "consecutive_failures", 1)
+            pipe.hincrby(keys.health(feed), "total_failures", 1)
+            pipe.hset(keys.health(feed), mapping={
+                "last_status": "error", "last_error": reason[:500], "last_poll": time.time()})
+            streak, _, _ = await pipe.execute()
+        return int(streak)
+
+    async def health(self, feed: str) -> Health:
+        """Current poll health of a feed."""
+        raw: dict[str, str] = await self.client.hgetall(keys.health(feed))  # type: ignore[assignment]
+
+        def number(name: str) -> float | None:
+            return float(raw[name]) if raw.get(name) else None
+
+        return Health(
+            consecutive_failures=int(raw.get("consecutive_failures") or 0),
+            total_failures=int(raw.get("total_failures") or 0),
+            last_status=raw.get("last_status") or None, last_error=raw.get("last_error") or None,
+            last_poll=number("last_poll"), last_success=number("last_success"),
+        )

@@ -1,0 +1,79 @@
+"""Fixtures with real parts: a private redis-server, local HTTP servers, an aiosmtpd server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Message as _MessageHandler
+from servers import FeedServer, WebhookReceiver
+
+from monitor.embedded import EmbeddedRedis, free_port
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One private redis-server (never the shared one on 6379) for the whole session."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False)
+    assert server.port != 6379
+    with server:
+        yield server
+
+
+@pytest.fixture
+async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    """A client on a flushed private database."""
+    client: aioredis.Redis = aioredis.from_url(redis_server.url, decode_responses=True)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    server = FeedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+class _Inbox(_MessageHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[object] = []
+
+    def handle_message(self, message: object) -> None:
+        self.messages.append(message)
+
+
+class SmtpServer:
+    """An aiosmtpd server on 127.0.0.1; `inbox.messages` holds email.message.Message objects."""
+
+    def __init__(self) -> None:
+        self.inbox = _Inbox()
+        self.port = free_port()
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.controller.start()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return Path(__file__).parent / "data"

@@ -1,0 +1,170 @@
+"""Real local servers for tests: a feed server whose documents change, and a webhook receiver."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Document:
+    """What the feed server answers on one path."""
+
+    body: bytes
+    content_type: str = "application/rss+xml; charset=utf-8"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    last_modified: str | None = None
+    delay: float = 0.0
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha1(self.body).hexdigest()[:16] + '"'
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Base:
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = _Server(("127.0.0.1", 0), handler)
+        self.httpd.owner = self  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class FeedServer(_Base):
+    """Serves `Document`s by path with ETag/Last-Modified and gzip; counts requests per path."""
+
+    def __init__(self) -> None:
+        super().__init__(_FeedHandler)
+        self.documents: dict[str, Document] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+
+    def set(self, path: str, body: str | bytes, **kwargs: Any) -> None:
+        data = body.encode() if isinstance(body, str) else body
+        with self.lock:
+            self.documents[path] = Document(data, **kwargs)
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for p, _ in self.requests if p == path)
+
+
+class _FeedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        owner: FeedServer = self.server.owner  # type: ignore[attr-defined]
+        with owner.lock:
+            owner.requests.append((self.path, dict(self.headers)))
+            doc = owner.documents.get(self.path)
+        if doc is None:
+            self._reply(404, b"not found", {"Content-Type": "text/plain"})
+            return
+        if doc.delay:
+            time.sleep(doc.delay)
+        headers = {"Content-Type": doc.content_type, "ETag": doc.etag, **doc.headers}
+        if doc.last_modified:
+            headers["Last-Modified"] = doc.last_modified
+        if doc.status == 200 and self.headers.get("If-None-Match") == doc.etag:
+            self._reply(304, b"", {"ETag": doc.etag})
+            return
+        body = doc.body
+        if "gzip" in (self.headers.get("Accept-Encoding") or "") and doc.status == 200:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        self._reply(doc.status, body, headers)
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@dataclass
+class Received:
+    """One request the webhook receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class WebhookReceiver(_Base):
+    """Records POSTs; `responder` decides the status (default 200) and extra headers."""
+
+    def __init__(self) -> None:
+        super().__init__(_WebhookHandler)
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        self.responder: Callable[[Received], tuple[int, dict[str, str]]] = lambda _: (200, {})
+
+    def bodies(self) -> list[Any]:
+        with self.lock:
+            return [r.json() for r in self.received]
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(list(self.received)):
+                    return
+            time.sleep(0.02)
+        with self.lock:
+            got = [r.body[:200] for r in self.received]
+        raise AssertionError(f"webhook condition not met within {timeout}s; received {got}")
+
+
+class _WebhookHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        owner: WebhookReceiver = self.server.owner  # type: ignore[attr-defined]
+        length = int(self.headers.get("Content-Length") or 0)
+        request = Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                           self.rfile.read(length))
+        status, headers = owner.responder(request)
+        if 200 <= status < 300:
+            with owner.lock:
+                owner.received.append(request)
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()

@@ -1,0 +1,81 @@
+"""Run `livewatch` as a real subprocess in tests, and wait on Redis conditions."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from monitor import keys
+
+
+class Service:
+    """`python -m monitor <args>` with logs captured to a file."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen([sys.executable, "-m", "monitor", *self.args],
+                                        stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"service ignored SIGTERM; log:\n{self.logs()}") from None
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0,
+                     what: str = "condition", service: Service | None = None) -> None:
+    """Poll `predicate` until true or fail after `timeout` seconds."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    tail = service.logs()[-4000:] if service else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{tail}")
+
+
+async def stream_idle(client: aioredis.Redis) -> bool:
+    """Every event appended so far was delivered to the group and acknowledged."""
+    if not await client.exists(keys.EVENTS_STREAM):
+        return True
+    info = await client.xinfo_stream(keys.EVENTS_STREAM)
+    groups = await client.xinfo_groups(keys.EVENTS_STREAM)
+    if not groups:
+        return info["length"] == 0
+    group = groups[0]
+    return bool(group["pending"] == 0
+                and group["last-delivered-id"] == info["last-generated-id"])
+
+
+async def baselined(client: aioredis.Redis, feed: str) -> bool:
+    return await client.hget(keys.meta(feed), "baselined") == "1"

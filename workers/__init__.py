@@ -1,0 +1,1 @@
+"""The worker side of livewatch: match events against rules, render alerts, deliver them."""

@@ -1,0 +1,27 @@
+"""The `Channel` protocol every delivery channel implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from workers.render import Alert
+
+
+class Channel(Protocol):
+    """Delivers alerts to one destination.
+
+    `send` returns only once the destination accepted the alert; otherwise it raises
+    `RetryableDeliveryError` (try again later; `retry_after` set when the server asked) or
+    `PermanentDeliveryError` (retrying cannot help). Retries belong to the caller, and the
+    alert id is sent unchanged on every attempt so the destination can deduplicate.
+    """
+
+    name: str
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver `alert` or raise a `DeliveryError`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources the channel owns (not shared clients)."""
+        ...

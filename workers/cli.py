@@ -1,0 +1,105 @@
+"""Worker-side commands of the `livewatch` CLI (registered through entry points)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+from monitor.fetch import Fetcher
+from rich.console import Console
+
+from monitor.cli import config_option, fail, load_or_exit, with_logging
+from monitor.errors import LivewatchError
+from monitor.logs import configure_logging
+from monitor.runtime import connect_redis, install_stop_signals
+from monitor.settings import Config
+from monitor.sources import parse_document
+from workers.match import Matcher
+from workers.service import run_all, run_workers
+
+
+def _serve(config_path: Path, log_format: str, log_level: str, pollers: bool) -> None:
+    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    config = load_or_exit(config_path)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        async with connect_redis(config) as client:
+            if pollers:
+                await run_all(config, client, stop)
+            else:
+                await run_workers(config, client, stop)
+
+    try:
+        asyncio.run(go())
+    except LivewatchError as exc:
+        fail(exc)
+
+
+@click.command("run")
+@config_option
+@with_logging
+def run(config_path: Path, log_format: str, log_level: str) -> None:
+    """Run pollers and workers in one process until SIGINT/SIGTERM."""
+    _serve(config_path, log_format, log_level, pollers=True)
+
+
+@click.command("worker")
+@config_option
+@with_logging
+def worker(config_path: Path, log_format: str, log_level: str) -> None:
+    """Run only a worker: consume events, match rules, deliver alerts."""
+    _serve(config_path, log_format, log_level, pollers=False)
+
+
+async def _poll_once(config: Config, names: tuple[str, ...], out: Console) -> int:
+    feeds = [f for f in config.feeds if not names or f.name in names]
+    unknown = set(names) - {f.name for f in config.feeds}
+    if unknown:
+        out.print(f"[red]unknown feed(s):[/] {', '.join(sorted(unknown))}")
+        return 2
+    matcher = Matcher(config.rules)
+    failures = 0
+    async with Fetcher(user_agent=config.defaults.user_agent,
+                       max_concurrency=config.defaults.max_concurrency) as fetcher:
+        for feed in feeds:
+            out.rule(f"[bold]{feed.name}[/] {feed.url}")
+            try:
+                result = await fetcher.fetch(feed.url, timeout=config.timeout(feed),
+                                             max_body=config.defaults.max_body,
+                                             headers=feed.headers)
+                assert result.body is not None
+                document = parse_document(feed.kind, result.body, result.url,
+                                          result.content_type)
+            except LivewatchError as exc:
+                out.print(f"[red]failed:[/] {exc}", markup=True)
+                failures += 1
+                continue
+            out.print(f"detected kind: [bold]{document.kind}[/], "
+                      f"{len(document.entries)} entries")
+            for entry in document.entries:
+                when = (entry.updated or entry.published)
+                out.print(f"\n[bold]{entry.title or '(untitled)'}[/]", highlight=False)
+                out.print(f"  id: {entry.id}", markup=False, highlight=False)
+                meta = [entry.url or "", entry.author or "", when.isoformat() if when else ""]
+                out.print("  " + " | ".join(m for m in meta if m), markup=False,
+                          highlight=False)
+                text = entry.text if len(entry.text) <= 300 else entry.text[:300] + "…"
+                out.print("  " + text.replace("\n", " "), markup=False, highlight=False)
+                for match in matcher.match(feed.name, entry.title, entry.text):
+                    terms = ", ".join(sorted(match.terms))
+                    out.print(f"  [green]matches rule[/] {match.rule}: {terms}")
+    return 1 if failures else 0
+
+
+@click.command("poll-once")
+@config_option
+@click.argument("feeds", nargs=-1)
+def poll_once(config_path: Path, feeds: tuple[str, ...]) -> None:
+    """Fetch feeds now; print their entries and the rules they match (alerts nothing)."""
+    configure_logging("console", "WARNING")
+    config = load_or_exit(config_path)
+    sys.exit(asyncio.run(_poll_once(config, feeds, Console())))

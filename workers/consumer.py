@@ -1,0 +1,222 @@
+"""Consume the entries stream: match, deliver, ack. Stale events are re-claimed, poison ones
+dead-lettered.
+
+Delivery per (alert, channel) is deduplicated in Redis: the `delivered` key is checked before
+sending and written only after success, so re-handling an event (after a crash, a re-claim or a
+retry) never re-sends what a channel already accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import ResponseError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_base, wait_exponential_jitter
+
+from monitor import keys
+from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from monitor.models import Event
+from monitor.settings import Config
+from workers.channels import Channel
+from workers.match import Matcher
+from workers.render import Alert, make_alert
+
+log = structlog.get_logger("livewatch.worker")
+
+AlertHook = Callable[[Alert], None]
+
+
+class _WaitRetryAfter(wait_base):
+    """Exponential backoff with jitter, lengthened to the server's Retry-After when given."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self.fallback = wait_exponential_jitter(initial=initial, max=maximum)
+        self.maximum = maximum
+
+    def __call__(self, retry_state: Any) -> float:
+        delay = float(self.fallback(retry_state))
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, DeliveryError) and exc.retry_after is not None:
+            delay = max(delay, min(exc.retry_after, self.maximum))
+        return delay
+
+
+def default_consumer_name() -> str:
+    """Unique per process: host name and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Consumer:
+    """A member of the workers consumer group."""
+
+    def __init__(self, config: Config, client: aioredis.Redis, channels: Mapping[str, Channel],
+                 *, name: str | None = None, on_alert: AlertHook | None = None) -> None:
+        self.config = config
+        self.client = client
+        self.channels = channels
+        self.matcher = Matcher(config.rules)
+        self.rules = {rule.name: rule for rule in config.rules}
+        self.name = name or default_consumer_name()
+        self.on_alert = on_alert
+        self.settings = config.workers
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def ensure_group(self) -> None:
+        """Create the stream and consumer group if they do not exist."""
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+            await self.client.xgroup_create(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, id="0",
+                                            mkstream=True)
+
+    async def run(self, stop: asyncio.Event, block: float = 1.0) -> None:
+        """Consume until `stop` is set, then wait for in-flight events (they stay pending if
+        cut short, for another worker to claim)."""
+        await self.ensure_group()
+        last_claim = 0.0
+        while not stop.is_set():
+            if time.monotonic() - last_claim >= min(self.settings.claim_idle / 2, 30.0):
+                await self.reclaim()
+                last_claim = time.monotonic()
+            await self._read(block)
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    async def run_until_empty(self) -> None:
+        """Burst mode: handle everything readable now (including stale pending), then return."""
+        await self.ensure_group()
+        await self.reclaim()
+        while await self._read(block=None):
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    async def _read(self, block: float | None) -> int:
+        """Read new events and start handling them; returns how many were read."""
+        await self._slots.acquire()
+        self._slots.release()
+        response: Any = await self.client.xreadgroup(
+            keys.CONSUMER_GROUP, self.name, {keys.EVENTS_STREAM: ">"},
+            count=self.settings.concurrency, block=int(block * 1000) if block else None)
+        count = 0
+        for _stream, messages in response or []:
+            for message_id, fields in messages:
+                count += 1
+                await self._start(message_id, fields)
+        return count
+
+    async def _start(self, message_id: str, fields: dict[str, str]) -> None:
+        await self._slots.acquire()
+        task = asyncio.create_task(self._handle_and_ack(message_id, fields))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def reclaim(self) -> None:
+        """Dead-letter events delivered too often; claim and handle other stale pending ones."""
+        idle_ms = int(self.settings.claim_idle * 1000)
+        stale: list[dict[str, Any]] = await self.client.xpending_range(
+            keys.EVENTS_STREAM, keys.CONSUMER_GROUP, min="-", max="+", count=1000, idle=idle_ms)
+        for item in stale:
+            if item["times_delivered"] >= self.settings.max_deliveries:
+                message_id = item["message_id"]
+                found: Any = await self.client.xrange(keys.EVENTS_STREAM, message_id, message_id)
+                fields = found[0][1] if found else {}
+                await self._dead_letter(message_id, fields,
+                                        f"failed {item['times_delivered']} times")
+        cursor = "0-0"
+        while True:
+            claimed: Any = await self.client.xautoclaim(
+                keys.EVENTS_STREAM, keys.CONSUMER_GROUP, self.name, idle_ms, cursor, count=100)
+            cursor, messages = claimed[0], claimed[1]
+            for message_id, fields in messages:
+                if fields is not None:
+                    await self._start(message_id, fields)
+            if cursor == "0-0":
+                return
+
+    async def _dead_letter(self, message_id: str, fields: dict[str, str], error: str) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.DEAD_EVENTS_STREAM,
+                      {"event": fields.get("event", ""), "source_id": message_id,
+                       "error": error[:1000], "at": str(time.time())},
+                      maxlen=self.config.state.stream_maxlen, approximate=True)
+            pipe.xack(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, message_id)
+            await pipe.execute()
+        await log.aerror("event dead-lettered", message_id=message_id, error=error)
+
+    async def _handle_and_ack(self, message_id: str, fields: dict[str, str]) -> None:
+        try:
+            event = Event.decode(fields["event"])
+        except (KeyError, ValueError, TypeError) as exc:
+            await self._dead_letter(message_id, fields, f"undecodable event: {exc}")
+            return
+        try:
+            await self.handle(event)
+        except Exception as exc:  # left pending: re-claimed later, dead-lettered after N
+            await log.awarning("event not handled; will retry", message_id=message_id,
+                               feed=event.feed, entry=event.entry.id, error=str(exc))
+            return
+        await self.client.xack(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, message_id)
+
+    async def handle(self, event: Event) -> None:
+        """Match one event and deliver its alerts to every channel of every matching rule.
+        Raises if any delivery still needs a retry (the event then stays pending)."""
+        alerts = [make_alert(event, match, channel)
+                  for match in self.matcher.alerts_for(event)
+                  for channel in self.rules[match.rule].channels]
+        results = await asyncio.gather(*(self.deliver(alert) for alert in alerts),
+                                       return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+    async def deliver(self, alert: Alert) -> None:
+        """Send `alert` to its channel unless already delivered; retry retryable failures."""
+        done_key = keys.delivered(alert.id)
+        if await self.client.exists(done_key):
+            return
+        channel = self.channels[alert.channel]
+        ids = {"alert": alert.id, "channel": alert.channel, "rule": alert.rule,
+               "feed": alert.event.feed, "entry": alert.event.entry.id}
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry_attempts),
+            wait=_WaitRetryAfter(self.settings.retry_backoff, self.settings.retry_max_wait),
+            retry=retry_if_exception_type(RetryableDeliveryError), reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    started = time.monotonic()
+                    try:
+                        await channel.send(alert)
+                    except DeliveryError as exc:
+                        await log.awarning("delivery attempt failed", error=exc.reason,
+                                           attempt=attempt.retry_state.attempt_number,
+                                           retryable=exc.retryable, **ids)
+                        raise
+        except PermanentDeliveryError as exc:
+            await self.client.xadd(
+                keys.DEAD_EVENTS_STREAM,
+                {"event": alert.event.encode(), "alert": alert.id, "channel": alert.channel,
+                 "error": exc.reason[:1000], "at": str(time.time())},
+                maxlen=self.config.state.stream_maxlen, approximate=True)
+            await self.client.set(done_key, "dead", ex=int(self.config.state.delivered_ttl))
+            await log.aerror("delivery failed permanently; dead-lettered", error=exc.reason, **ids)
+            return
+        await self.client.set(done_key, str(time.time()), ex=int(self.config.state.delivered_ttl))
+        await log.ainfo("delivered", elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+                        **ids)
+        if self.on_alert is not None:
+            self.on_alert(alert)
