@@ -1,4 +1,4 @@
-"""Data that flows through the pipeline: entries parsed from sources and the events diffed from them."""
+"""Data that flows through the pipeline: parsed entries and the events diffed from them."""
 
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ class Document:
     headers: dict[str, str] = field(default_factory=dict)
     last_modified: str | None = None
     delay: float = 0.0
+    #: Seconds to pause between 64-byte pieces of the body (a server trickling its answer).
+    trickle: float = 0.0
 
     @property
     def etag(self) -> str:
@@ -100,15 +102,25 @@ class _FeedHandler(BaseHTTPRequestHandler):
         if "gzip" in (self.headers.get("Accept-Encoding") or "") and doc.status == 200:
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
-        self._reply(doc.status, body, headers)
+        self._reply(doc.status, body, headers, doc.trickle)
 
-    def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def _reply(self, status: int, body: bytes, headers: dict[str, str],
+               trickle: float = 0.0) -> None:
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not trickle:
+            self.wfile.write(body)
+            return
+        try:
+            for start in range(0, len(body), 64):
+                self.wfile.write(body[start:start + 64])
+                self.wfile.flush()
+                time.sleep(trickle)
+        except OSError:  # the client gave up (as a deadline test expects)
+            self.close_connection = True
 
 
 @dataclass

@@ -1,0 +1,139 @@
+"""RSS 0.9x/2.0, RSS 1.0 (RDF) and Atom through feedparser, mapped to `Entry`.
+
+Identity is the guid/id, else the link, else `h:` + a hash of the normalised title and text.
+Relative links resolve against the URL the document was fetched from.
+
+Malformed documents: one that is not well-formed XML and yields no entries is a ParseError (never
+"zero entries"), and so is a *truncated* one (the XML parser hit the end of the body inside the
+document), since its last entry would be cut short and look like an edit. Other errors with
+entries (a stray `&`, feedparser's *bozo* flag) are common in the wild: the entries are used.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import time
+from datetime import UTC, datetime
+from typing import Any
+from xml.parsers.expat import errors as expat_errors
+
+import feedparser
+
+from monitor.errors import ParseError
+from monitor.models import Entry
+from monitor.textnorm import clean_text, content_hash
+
+#: Entries kept per document; live blogs rarely carry more than a few hundred.
+MAX_ENTRIES = 1000
+
+#: feedparser's bozo exceptions that say nothing about well-formedness.
+_BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+
+#: expat's messages for a document that ends before its root element is closed.
+_TRUNCATED = frozenset({expat_errors.XML_ERROR_NO_ELEMENTS, expat_errors.XML_ERROR_UNCLOSED_TOKEN,
+                        expat_errors.XML_ERROR_UNCLOSED_CDATA_SECTION,
+                        expat_errors.XML_ERROR_PARTIAL_CHAR})
+
+
+class FeedSource:
+    """A `Source` for RSS/Atom. Any format feedparser reads is accepted whatever `kind` says."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def parse(self, body: bytes, url: str, content_type: str | None) -> list[Entry]:
+        """Entries of an RSS or Atom document."""
+        return parse_feed(body, url, content_type)[1]
+
+
+def parse_feed(body: bytes, url: str, content_type: str | None) -> tuple[str, list[Entry]]:
+    """Return ("rss" | "atom", entries) for an RSS or Atom document; ParseError otherwise."""
+    headers = {"content-location": url, "content-type": content_type or "application/xml"}
+    parsed: Any = feedparser.parse(body, response_headers=headers)
+    raw_entries: list[Any] = parsed.entries
+    version: str = parsed.get("version") or ""
+    error = parsed.get("bozo_exception") if parsed.bozo else None
+    if error is not None and not isinstance(error, _BENIGN):
+        if _message(error) in _TRUNCATED:
+            raise ParseError(f"truncated feed: {_describe(error)}")
+        if not raw_entries:
+            raise ParseError(f"malformed feed: {_describe(error)}")
+    if not raw_entries and not version:
+        raise ParseError("not a feed (no RSS or Atom root element)")
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for raw in raw_entries:
+        entry = _entry(raw)
+        if entry is None or entry.id in seen:
+            continue
+        seen.add(entry.id)
+        entries.append(entry)
+        if len(entries) >= MAX_ENTRIES:
+            break
+    return ("atom" if version.startswith("atom") else "rss"), entries
+
+
+def _entry(raw: Any) -> Entry | None:
+    """The Entry for a feedparser entry; None for one with no id, link, title or text."""
+    title = _text(raw.get("title_detail"), raw.get("title"))
+    text = _fullest(raw)
+    link: str | None = raw.get("link") or None
+    ident = (raw.get("id") or "").strip() or link
+    if not ident:
+        if not title and not text:
+            return None
+        ident = "h:" + content_hash(title, text)
+    return Entry(
+        id=ident, url=link, title=title, text=text, author=_author(raw),
+        published=_datetime(dict.get(raw, "published_parsed")),
+        updated=_datetime(dict.get(raw, "updated_parsed")),  # dict.get: no published fallback
+    )
+
+
+def _fullest(raw: Any) -> str:
+    """Clean text of the longest of the content blocks and the summary."""
+    candidates = [_text(block, block.get("value")) for block in raw.get("content") or []]
+    candidates.append(_text(raw.get("summary_detail"), raw.get("summary")))
+    return max(candidates, key=len)
+
+
+def _text(detail: Any, value: str | None) -> str:
+    """Clean text of a feedparser value; plain-text values keep any literal `<` or `&`."""
+    if not value:
+        return ""
+    if detail is not None and detail.get("type") == "text/plain":
+        value = html.escape(value, quote=False)
+    return clean_text(value)
+
+
+def _author(raw: Any) -> str | None:
+    names: list[str] = []
+    for author in raw.get("authors") or []:
+        name = clean_text(author.get("name") or "")
+        if name and name not in names:
+            names.append(name)
+    if names:
+        return ", ".join(names)
+    return clean_text(raw.get("author") or "") or None
+
+
+def _datetime(value: time.struct_time | None) -> datetime | None:
+    """feedparser's UTC struct_time as an aware datetime."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+def _message(error: BaseException) -> str:
+    message = getattr(error, "getMessage", None)
+    return str(message()) if callable(message) else str(error)
+
+
+def _describe(error: BaseException) -> str:
+    line = getattr(error, "getLineNumber", None)
+    where = f" (line {line()})" if callable(line) else ""
+    return f"{_message(error)}{where}"

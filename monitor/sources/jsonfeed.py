@@ -1,0 +1,112 @@
+"""JSON Feed 1.0 and 1.1, read with the stdlib json module (feedparser 6 does not read it).
+
+Identity is the item `id`, else its `url`, else `h:` + a hash of the normalised title and text.
+Dates are RFC 3339; naive ones are taken as UTC. Relative URLs resolve against the feed URL.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+from monitor.errors import ParseError
+from monitor.models import Entry
+from monitor.sources.feeds import MAX_ENTRIES
+from monitor.textnorm import clean_text, content_hash
+
+VERSION_PREFIX = "https://jsonfeed.org/version/"
+
+
+class JsonFeedSource:
+    """A `Source` for JSON Feed documents."""
+
+    kind = "jsonfeed"
+
+    def parse(self, body: bytes, url: str, content_type: str | None) -> list[Entry]:
+        """Entries of a JSON Feed; ParseError for invalid JSON or another JSON document."""
+        try:
+            data: Any = json.loads(body)
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+            raise ParseError(f"invalid JSON: {e}") from e
+        if not is_json_feed(data) and not (isinstance(data, dict)
+                                           and isinstance(data.get("items"), list)):
+            raise ParseError("not a JSON Feed (no `version` and no `items` list)")
+        return json_feed_entries(data, url)
+
+
+def is_json_feed(data: Any) -> bool:
+    """True for a JSON object whose `version` names a JSON Feed version."""
+    return isinstance(data, dict) and str(data.get("version", "")).startswith(VERSION_PREFIX)
+
+
+def json_feed_entries(data: dict[str, Any], url: str) -> list[Entry]:
+    """Entries of a decoded JSON Feed (first of each id kept, at most MAX_ENTRIES)."""
+    items = data.get("items")
+    if not isinstance(items, list):
+        raise ParseError("JSON Feed has no `items` list")
+    feed_authors = _authors(data)
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        entry = _entry(item, url, feed_authors)
+        if entry.id in seen:
+            continue
+        seen.add(entry.id)
+        entries.append(entry)
+        if len(entries) >= MAX_ENTRIES:
+            break
+    return entries
+
+
+def _entry(item: dict[str, Any], base: str, feed_authors: str | None) -> Entry:
+    title = _plain(item.get("title"))
+    text = max((clean_text(_str(item.get("content_html"))), _plain(item.get("content_text")),
+                _plain(item.get("summary"))), key=len)
+    link = _str(item.get("url")) or _str(item.get("external_url"))
+    link = urljoin(base, link) if link else ""
+    raw_id = item.get("id")
+    ident = str(raw_id).strip() if isinstance(raw_id, str | int) else ""
+    return Entry(
+        id=ident or link or "h:" + content_hash(title, text), url=link or None, title=title,
+        text=text, author=_authors(item) or feed_authors,
+        published=_datetime(item.get("date_published")),
+        updated=_datetime(item.get("date_modified")),
+    )
+
+
+def _authors(obj: dict[str, Any]) -> str | None:
+    """Names from 1.1 `authors` or 1.0 `author`, joined with ", "."""
+    found = obj.get("authors")
+    people = found if isinstance(found, list) else [obj.get("author")]
+    names: list[str] = []
+    for person in people:
+        name = _plain(person.get("name")) if isinstance(person, dict) else ""
+        if name and name not in names:
+            names.append(name)
+    return ", ".join(names) or None
+
+
+def _datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _str(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _plain(value: Any) -> str:
+    """Clean text of a plain-text field (a literal `<` or `&` stays as written)."""
+    return clean_text(html.escape(_str(value), quote=False))
