@@ -6,10 +6,11 @@ Two forms exist:
   elements become line breaks), entities decoded, Unicode NFC, soft hyphens and zero-width
   characters dropped, runs of spaces collapsed, at most one blank line between paragraphs.
 * **match form** (`match_form`): what rules are matched against. The clean text with curly and
-  straight quotes and apostrophes unified, every dash character made `-`, line breaks and
-  non-breaking spaces made plain spaces, then Unicode NFKC and case folding. `match_form` also
-  returns a map from match-form offsets back to clean-text offsets (None when they are equal),
-  so highlights land on the reader's text.
+  straight quotes and apostrophes unified, hyphens and every dash character, line breaks and
+  non-breaking spaces made plain spaces (so "coalition-of-the-willing" and "cease–fire" match
+  the phrases "coalition of the willing" and "cease-fire"), then Unicode NFKC and case
+  folding. `match_form` also returns a map from match-form offsets back to clean-text
+  offsets (None when they are equal), so highlights land on the reader's text.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ _SPACE_RUN = re.compile(r" {2,}")
 _MATCH_TABLE = str.maketrans({
     **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u02bc\u0060\u00b4", "'"),
     **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
-    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-"),
+    **dict.fromkeys("-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", " "),
     **dict.fromkeys("\n\r\t\u00a0\u2007\u202f\u2009\u200a\u3000", " "),
 })
 

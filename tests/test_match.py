@@ -80,6 +80,8 @@ CASES = [
     case("en-dash", "Talks on a cease–fire resumed", "ceasefire"),
     case("em-dash", "A cease—fire, they hope", "ceasefire"),
     case("no-hyphen-near-miss", "A ceasefire, they hope"),
+    case("hyphenated-phrase", "Plans for a Coalition-of-the-Willing force", "coalition"),
+    case("spaced-hyphen", "Talks on a cease fire resumed", "ceasefire"),
     case("straight-quotes", 'He spoke of "red lines" twice', "red-lines"),
     case("bare-words-need-quotes", "He spoke of red lines twice"),
     case("ligature", "Quoted in the ﬁnancial times today", "ft"),

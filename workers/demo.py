@@ -31,7 +31,7 @@ from monitor.logs import configure_logging
 from monitor.runtime import connect_redis, install_stop_signals
 from workers.service import run_all
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -148,7 +148,7 @@ def _print_alert(alert: dict[str, Any]) -> None:
 
 DEMO_CONFIG = """
 redis: {{url: embedded, data_dir: "{data_dir}"}}
-defaults: {{interval: 2s, jitter: 0s, timeout: 5s}}
+defaults: {{interval: {interval}s, jitter: 0s, timeout: 5s}}
 feeds:
   - {{name: summit-live, url: "{feed_url}", kind: rss}}
 rules:
@@ -163,7 +163,7 @@ workers: {{claim_idle: 5s, retry_backoff: 0.2s}}
 
 
 async def _play(blog: LiveBlog, every: float) -> None:
-    for action, guid, title, html in SCRIPT:
+    for action, guid, title, html in SCRIPT[1:]:
         await asyncio.sleep(every)
         blog.apply(action, guid, title, html)
         verb = "edited " if action == "edit" else "posted "
@@ -173,10 +173,11 @@ async def _play(blog: LiveBlog, every: float) -> None:
 
 @click.command("demo")
 @click.option("--every", default=4.0, show_default=True, help="Seconds between live-blog posts.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between polls.")
 @click.option("--duration", type=float, default=None,
               help="Stop after this many seconds (default: run until Ctrl-C).")
 @click.option("--log-level", default="WARNING", show_default=True)
-def demo(every: float, duration: float | None, log_level: str) -> None:
+def demo(every: float, interval: float, duration: float | None, log_level: str) -> None:
     """Watch a simulated live blog on 127.0.0.1 and print the alerts it triggers."""
     configure_logging("console", log_level)
     blog = LiveBlog()
@@ -187,7 +188,8 @@ def demo(every: float, duration: float | None, log_level: str) -> None:
     base = f"http://127.0.0.1:{server.server_address[1]}"
     with tempfile.TemporaryDirectory(prefix="livewatch-demo-") as tmp:
         config = parse_config(DEMO_CONFIG.format(
-            data_dir=Path(tmp), feed_url=f"{base}/live.rss", hook_url=f"{base}/hook",
+            data_dir=Path(tmp), interval=interval, feed_url=f"{base}/live.rss",
+            hook_url=f"{base}/hook",
             secret="whsec_" + base64.b64encode(key).decode()), "<demo>")
         console.print(f"[bold]livewatch demo[/]: live blog at {base}/live.rss, webhook "
                       f"receiver at {base}/hook, watching for “coalition of the willing” and "
