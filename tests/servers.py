@@ -25,6 +25,8 @@ class Document:
     delay: float = 0.0
     #: Seconds to pause between 64-byte pieces of the body (a server trickling its answer).
     trickle: float = 0.0
+    #: False: answer without an ETag (and never 304), like servers that send no validators.
+    send_etag: bool = True
 
     @property
     def etag(self) -> str:
@@ -92,10 +94,12 @@ class _FeedHandler(BaseHTTPRequestHandler):
             return
         if doc.delay:
             time.sleep(doc.delay)
-        headers = {"Content-Type": doc.content_type, "ETag": doc.etag, **doc.headers}
+        validator = {"ETag": doc.etag} if doc.send_etag else {}
+        headers = {"Content-Type": doc.content_type, **validator, **doc.headers}
         if doc.last_modified:
             headers["Last-Modified"] = doc.last_modified
-        if doc.status == 200 and self.headers.get("If-None-Match") == doc.etag:
+        if (doc.send_etag and doc.status == 200
+                and self.headers.get("If-None-Match") == doc.etag):
             self._reply(304, b"", {"ETag": doc.etag})
             return
         body = doc.body

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import click
-from monitor.fetch import Fetcher
 from rich.console import Console
 
 from monitor.cli import config_option, fail, load_or_exit, with_logging
 from monitor.errors import LivewatchError
+from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.runtime import connect_redis, install_stop_signals
 from monitor.settings import Config
