@@ -3,6 +3,10 @@
 Given the fingerprints recorded for a feed (entry id -> content version) and the entries of a
 fresh fetch, return the changes to record. On a baseline (first sight of a feed, or state lost)
 every entry is recorded but only the newest `backfill` are emitted as events.
+
+An entry with an unknown id whose content version is already known (under another id, or
+earlier in the same document) is recorded but not emitted: it is a `duplicate`, the sign of a
+feed that churns GUIDs or permalinks.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class Change:
     version: str
     previous_version: str | None
     emit: bool
+    duplicate: bool = False
 
     @property
     def kind(self) -> EventKind:
@@ -50,12 +55,15 @@ def diff_entries(previous: Mapping[str, str], entries: Sequence[Entry], *,
         first_emitted = len(ordered) - backfill
         return [Change(entry, entry.version, None, index >= first_emitted)
                 for index, entry in enumerate(ordered)]
+    seen_versions = set(previous.values())
     changes = []
     for entry in ordered:
         version = entry.version
         known = previous.get(entry.id)
         if known is None:
-            changes.append(Change(entry, version, None, True))
+            duplicate = version in seen_versions
+            changes.append(Change(entry, version, None, not duplicate, duplicate))
         elif known != version:
             changes.append(Change(entry, version, known, True))
+        seen_versions.add(version)
     return changes

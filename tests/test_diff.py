@@ -10,7 +10,7 @@ from monitor.models import Entry
 
 def entry(i: str, text: str = "body", minute: int | None = None) -> Entry:
     when = datetime(2026, 3, 2, 14, minute, tzinfo=UTC) if minute is not None else None
-    return Entry(id=i, url=None, title=f"t{i}", text=text, published=when)
+    return Entry(id=i, url=None, title="Update", text=text, published=when)
 
 
 def test_baseline_records_everything_and_emits_nothing() -> None:
@@ -45,3 +45,17 @@ def test_chronological_order_by_time_when_known() -> None:
     entries = [entry("x", minute=5), entry("y", minute=1), entry("z", minute=3)]
     changes = diff_entries({}, entries, baseline=False)
     assert [c.entry.id for c in changes] == ["y", "z", "x"]
+
+
+def test_known_content_under_a_new_id_is_a_duplicate_not_an_event() -> None:
+    old = entry("guid-1", "The same update")
+    changes = diff_entries({old.id: old.version},
+                           [entry("guid-2", "The same update"), entry("guid-3", "Fresh news")],
+                           baseline=False)
+    assert [(c.entry.id, c.emit, c.duplicate) for c in changes] == [
+        ("guid-3", True, False), ("guid-2", False, True)]
+
+
+def test_same_content_twice_in_one_document_emits_once() -> None:
+    changes = diff_entries({}, [entry("a", "Repeated"), entry("b", "Repeated")], baseline=False)
+    assert [c.emit for c in changes] == [True, False]

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ResponseError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_base, wait_exponential_jitter
+from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from monitor import keys
 from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
@@ -36,14 +36,19 @@ AlertHook = Callable[[Alert], None]
 
 
 class _WaitRetryAfter(wait_base):
-    """Exponential backoff with jitter, lengthened to the server's Retry-After when given."""
+    """Exponential backoff with jitter, lengthened to the server's Retry-After when given.
+
+    Built from `wait_exponential(multiplier=)` + `wait_random`: `wait_exponential_jitter`'s
+    `initial` is deprecated in tenacity 9.2 (a DeprecationWarning on every retry), and its
+    replacement `multiplier` does not exist in older releases we allow.
+    """
 
     def __init__(self, initial: float, maximum: float) -> None:
-        self.fallback = wait_exponential_jitter(initial=initial, max=maximum)
+        self.fallback = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, 1)
         self.maximum = maximum
 
     def __call__(self, retry_state: Any) -> float:
-        delay = float(self.fallback(retry_state))
+        delay = min(float(self.fallback(retry_state)), self.maximum)
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, DeliveryError) and exc.retry_after is not None:
             delay = max(delay, min(exc.retry_after, self.maximum))
@@ -70,6 +75,8 @@ class Consumer:
         self.settings = config.workers
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        #: alert id -> (lock, number of deliveries using it); see `deliver`.
+        self._sending: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def ensure_group(self) -> None:
         """Create the stream and consumer group if they do not exist."""
@@ -184,7 +191,24 @@ class Consumer:
             raise failures[0]
 
     async def deliver(self, alert: Alert) -> None:
-        """Send `alert` to its channel unless already delivered; retry retryable failures."""
+        """Send `alert` to its channel unless already delivered; retry retryable failures.
+
+        Deliveries of one alert id in this process run one at a time, so two copies of an event
+        handled together (one read batch, or a re-claim of an event still in flight) cannot
+        both pass the `delivered` check before either has written it."""
+        lock, users = self._sending.get(alert.id, (asyncio.Lock(), 0))
+        self._sending[alert.id] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._deliver(alert)
+        finally:
+            lock, users = self._sending[alert.id]
+            if users <= 1:
+                del self._sending[alert.id]
+            else:
+                self._sending[alert.id] = (lock, users - 1)
+
+    async def _deliver(self, alert: Alert) -> None:
         done_key = keys.delivered(alert.id)
         if await self.client.exists(done_key):
             return

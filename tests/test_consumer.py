@@ -1,0 +1,332 @@
+"""workers.consumer on a real redis-server with real channels (local webhook receiver, aiosmtpd).
+
+Events reach the stream the way the poller writes them (FeedState.commit, or Event.encode XADDed
+under the `event` field); the consumer runs in burst mode (`run_until_empty`). Waits are
+conditions with deadlines, never bare sleeps.
+"""
+
+from __future__ import annotations
+
+import email
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from conftest import SmtpServer
+from servers import Received, WebhookReceiver
+from service import stream_idle, wait_until
+
+from monitor import keys
+from monitor.config_loader import parse_config
+from monitor.diff import diff_entries
+from monitor.models import Entry, Event
+from monitor.service import make_state
+from monitor.settings import Config
+from workers.channels import Channel, build_channel
+from workers.consumer import Consumer
+from workers.render import alert_id
+
+FEED_URL = "https://news.example.org/live/summit"
+MATCHING = "Ministers say a coalition of the willing is taking shape."
+FAST_RETRIES = "retry_attempts: 3, retry_backoff: 10ms, retry_max_wait: 50ms"
+
+
+def make_config(hook: WebhookReceiver, *, workers: str = FAST_RETRIES,
+                channels: str = "[hook]", smtp_port: int = 1) -> Config:
+    return parse_config(f"""
+redis: {{url: "redis://127.0.0.1:1/0"}}
+feeds:
+  - {{name: summit, url: "{FEED_URL}"}}
+rules:
+  - name: coalition
+    any: ["coalition of the willing"]
+    none: ["football"]
+    channels: {channels}
+channels:
+  - {{name: hook, type: webhook, url: "{hook.url('/alerts')}", secret: "s3cret"}}
+  - name: desk
+    type: email
+    to: ["desk@example.org"]
+    from: "livewatch@example.org"
+    smtp: {{host: 127.0.0.1, port: {smtp_port}, starttls: false, timeout: 3s}}
+workers: {{{workers}}}
+""")
+
+
+def make_event(text: str = MATCHING, entry_id: str = "e1") -> Event:
+    entry = Entry(id=entry_id, url=f"{FEED_URL}#{entry_id}", title="Summit live", text=text)
+    return Event(kind="new", feed="summit", feed_url=FEED_URL, entry=entry,
+                 version=entry.version, detected_at=1_770_000_000.0)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        yield client
+
+
+ConsumerFactory = Callable[..., Consumer]
+
+
+@pytest.fixture
+def consumer_for(redis_client: aioredis.Redis, http: httpx.AsyncClient) -> ConsumerFactory:
+    def make(config: Config, name: str = "worker-1") -> Consumer:
+        channels: dict[str, Channel] = {c.name: build_channel(c, http) for c in config.channels}
+        return Consumer(config, redis_client, channels, name=name)
+    return make
+
+
+class Counting:
+    """A webhook responder answering from a list of statuses (the last one repeats)."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.ids: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request: Received) -> tuple[int, dict[str, str]]:
+        with self.lock:
+            self.ids.append(request.headers["webhook-id"])
+            status = self.statuses[min(len(self.ids), len(self.statuses)) - 1]
+        return status, {}
+
+    @property
+    def calls(self) -> int:
+        with self.lock:
+            return len(self.ids)
+
+
+async def publish(client: aioredis.Redis, event: Event) -> str:
+    return str(await client.xadd(keys.EVENTS_STREAM, {"event": event.encode()}))
+
+
+async def pending(client: aioredis.Redis) -> int:
+    info: Any = await client.xpending(keys.EVENTS_STREAM, keys.CONSUMER_GROUP)
+    return int(info["pending"])
+
+
+async def dead_letters(client: aioredis.Redis) -> list[dict[str, str]]:
+    return [fields for _, fields in await client.xrange(keys.DEAD_EVENTS_STREAM)]
+
+
+async def test_matching_event_from_commit_is_delivered_once_and_acked(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    config = make_config(webhook_receiver)
+    consumer = consumer_for(config)
+    await consumer.ensure_group()
+    state = make_state(config, redis_client)
+    await state.commit("summit", FEED_URL, [], baseline=True, etag=None, last_modified=None,
+                       body_hash="h0")
+    entry = make_event().entry
+    changes = diff_entries({}, [entry], baseline=False)
+    result = await state.commit("summit", FEED_URL, changes, baseline=False, etag=None,
+                                last_modified=None, body_hash="h1")
+    assert result.appended == 1
+
+    await consumer.run_until_empty()
+    (body,) = webhook_receiver.bodies()
+    assert (body["event"], body["rule"], body["entry"]["id"]) == ("new", "coalition", "e1")
+    assert body["feed"] == {"name": "summit", "url": FEED_URL}
+    expected_id = alert_id("summit", "e1", "coalition", "hook", entry.version)
+    assert body["id"] == webhook_receiver.received[0].headers["webhook-id"] == expected_id
+    assert await pending(redis_client) == 0 and await stream_idle(redis_client)
+    assert await redis_client.exists(keys.delivered(expected_id))
+    assert await dead_letters(redis_client) == []
+
+
+async def test_non_matching_event_sends_nothing_and_is_acked(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    responder = Counting(200)
+    webhook_receiver.responder = responder
+    consumer = consumer_for(make_config(webhook_receiver))
+    await consumer.ensure_group()
+    await publish(redis_client, make_event("Leaders arrive at the venue.", "e1"))
+    await publish(redis_client, make_event(MATCHING + " Football fans agree.", "e2"))  # `none`
+    await consumer.run_until_empty()
+    assert responder.calls == 0
+    assert await pending(redis_client) == 0 and await stream_idle(redis_client)
+    assert await dead_letters(redis_client) == []
+
+
+async def test_same_event_twice_in_one_batch_is_sent_once(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    responder = Counting(200)
+    webhook_receiver.responder = responder
+    consumer = consumer_for(make_config(webhook_receiver))
+    await consumer.ensure_group()
+    event = make_event()
+    await publish(redis_client, event)
+    await publish(redis_client, event)
+    await consumer.run_until_empty()  # both entries read in one XREADGROUP, handled together
+    assert responder.calls == 1 and len(webhook_receiver.received) == 1
+    assert await pending(redis_client) == 0
+
+
+async def test_same_event_handled_again_later_is_not_resent(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    responder = Counting(200)
+    webhook_receiver.responder = responder
+    config = make_config(webhook_receiver)
+    event = make_event()
+    await consumer_for(config).ensure_group()
+    await publish(redis_client, event)
+    await consumer_for(config).run_until_empty()
+    await publish(redis_client, event)
+    await consumer_for(config, name="worker-2").run_until_empty()
+    assert responder.calls == 1
+    assert await pending(redis_client) == 0 and await stream_idle(redis_client)
+
+
+async def test_retryable_failures_then_success_deliver_once(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    responder = Counting(500, 503, 200)
+    webhook_receiver.responder = responder
+    consumer = consumer_for(make_config(webhook_receiver))
+    await consumer.ensure_group()
+    await publish(redis_client, make_event())
+    started = time.monotonic()
+    await consumer.run_until_empty()
+    assert time.monotonic() - started < 2.0
+    assert responder.calls == 3 and len(set(responder.ids)) == 1  # same webhook-id each time
+    assert len(webhook_receiver.received) == 1
+    assert await pending(redis_client) == 0 and await dead_letters(redis_client) == []
+
+
+async def test_always_failing_delivery_is_retried_then_dead_lettered(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    responder = Counting(500)
+    webhook_receiver.responder = responder
+    config = make_config(webhook_receiver, workers=(
+        "claim_idle: 50ms, max_deliveries: 2, retry_attempts: 2, retry_backoff: 10ms, "
+        "retry_max_wait: 20ms"))
+    consumer = consumer_for(config)
+    await consumer.ensure_group()
+    event = make_event()
+    message_id = await publish(redis_client, event)
+
+    await consumer.run_until_empty()
+    assert responder.calls == 2  # retry_attempts within one handling
+    assert await pending(redis_client) == 1  # not acked: left for a later claim
+    assert await dead_letters(redis_client) == []
+
+    async def dead_lettered() -> bool:
+        await consumer.run_until_empty()  # reclaims once the event has been idle 50 ms
+        return bool(await dead_letters(redis_client))
+
+    await wait_until(dead_lettered, timeout=4.0, what="the event in the dead-letter stream")
+    (dead,) = await dead_letters(redis_client)
+    assert dead["source_id"] == message_id and dead["event"] == event.encode()
+    assert "failed 2 times" in dead["error"]
+    assert responder.calls == 4  # handled max_deliveries times, then given up
+    assert await pending(redis_client) == 0
+    assert not await redis_client.exists(
+        keys.delivered(alert_id("summit", "e1", "coalition", "hook", event.version)))
+
+
+async def test_permanent_failure_is_dead_lettered_not_retried(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    responder = Counting(400)
+    webhook_receiver.responder = responder
+    consumer = consumer_for(make_config(webhook_receiver, workers="claim_idle: 50ms, "
+                                        + FAST_RETRIES))
+    await consumer.ensure_group()
+    event = make_event()
+    await publish(redis_client, event)
+    await consumer.run_until_empty()
+    assert responder.calls == 1
+    assert await pending(redis_client) == 0
+    (dead,) = await dead_letters(redis_client)
+    ident = alert_id("summit", "e1", "coalition", "hook", event.version)
+    assert dead["alert"] == ident and dead["channel"] == "hook"
+    assert "HTTP 400" in dead["error"] and dead["event"] == event.encode()
+    assert await redis_client.get(keys.delivered(ident)) == "dead"
+    # Seen again (a duplicate or a replay): still not retried.
+    await publish(redis_client, event)
+    await consumer.run_until_empty()
+    assert responder.calls == 1 and len(await dead_letters(redis_client)) == 1
+
+
+@pytest.mark.parametrize("fields", [
+    {"event": "not json"},
+    {"event": '{"kind": "deleted", "feed": "summit"}'},
+    {"event": '["a list"]'},
+    {"something": "else"},
+])
+async def test_undecodable_entry_is_dead_lettered(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory, fields: dict[str, str]) -> None:
+    responder = Counting(200)
+    webhook_receiver.responder = responder
+    consumer = consumer_for(make_config(webhook_receiver))
+    await consumer.ensure_group()
+    message_id = await redis_client.xadd(keys.EVENTS_STREAM, fields)
+    await publish(redis_client, make_event())  # a good event after it is still handled
+    await consumer.run_until_empty()
+    (dead,) = await dead_letters(redis_client)
+    assert dead["source_id"] == message_id and "undecodable event" in dead["error"]
+    assert dead["event"] == fields.get("event", "")
+    assert responder.calls == 1
+    assert await pending(redis_client) == 0 and await stream_idle(redis_client)
+
+
+async def test_stale_pending_event_of_another_consumer_is_reclaimed(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    patient = consumer_for(make_config(webhook_receiver, workers="claim_idle: 60s"))
+    await patient.ensure_group()
+    await publish(redis_client, make_event())
+    read: Any = await redis_client.xreadgroup(keys.CONSUMER_GROUP, "ghost",
+                                              {keys.EVENTS_STREAM: ">"}, count=10)
+    assert len(read[0][1]) == 1  # the ghost took it and died without acking
+
+    await patient.run_until_empty()  # not idle long enough for this worker: left alone
+    assert webhook_receiver.received == [] and await pending(redis_client) == 1
+
+    consumer = consumer_for(make_config(webhook_receiver, workers="claim_idle: 50ms, "
+                                        + FAST_RETRIES))
+
+    async def delivered() -> bool:
+        await consumer.run_until_empty()
+        return len(webhook_receiver.received) >= 1
+
+    await wait_until(delivered, timeout=4.0, what="the ghost's event to be reclaimed")
+    assert len(webhook_receiver.received) == 1
+    assert await pending(redis_client) == 0
+    consumers = await redis_client.xinfo_consumers(keys.EVENTS_STREAM, keys.CONSUMER_GROUP)
+    assert {c["name"]: c["pending"] for c in consumers}["ghost"] == 0
+
+
+async def test_email_and_webhook_both_deliver(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        smtp_server: SmtpServer, consumer_for: ConsumerFactory) -> None:
+    config = make_config(webhook_receiver, channels="[hook, desk]", smtp_port=smtp_server.port)
+    consumer = consumer_for(config)
+    await consumer.ensure_group()
+    event = make_event()
+    await publish(redis_client, event)
+    await consumer.run_until_empty()
+
+    async def mailed() -> bool:
+        return len(smtp_server.inbox.messages) >= 1
+
+    await wait_until(mailed, timeout=4.0, what="the email")
+    (raw,) = smtp_server.inbox.messages
+    message = raw if isinstance(raw, email.message.Message) else None
+    assert message is not None
+    ident = alert_id("summit", "e1", "coalition", "desk", event.version)
+    assert ident in str(message["Message-ID"])
+    assert message["To"] == "desk@example.org"
+    assert len(webhook_receiver.received) == 1
+    assert await pending(redis_client) == 0
+    assert await redis_client.exists(keys.delivered(ident))
