@@ -5,13 +5,14 @@
 --       id, expected previous version ('' when new), version, texts JSON, emit ('1'/'0'), event
 -- Each change is applied only if the stored version still equals the expected one (a
 -- compare-and-set), so a second poller or a retried commit can never duplicate an event.
--- Returns {appended events, skipped changes}, or {-1, 0} when the baseline state moved.
+-- Returns {new events, updated events, skipped changes}, or {-1, 0, 0} when the baseline
+-- state moved.
 local baselined = redis.call('HGET', KEYS[4], 'baselined')
 if (ARGV[1] == '1') == (baselined == '1') then
-  return {-1, 0}
+  return {-1, 0, 0}
 end
 local seq = tonumber(redis.call('HGET', KEYS[4], 'seq') or '0')
-local appended, skipped = 0, 0
+local new, updated, skipped = 0, 0, 0
 local base = 8
 for _ = 1, tonumber(ARGV[7]) do
   local id, expected, version = ARGV[base], ARGV[base + 1], ARGV[base + 2]
@@ -25,7 +26,7 @@ for _ = 1, tonumber(ARGV[7]) do
     end
     if ARGV[base + 4] == '1' then
       redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[base + 5])
-      appended = appended + 1
+      if expected == '' then new = new + 1 else updated = updated + 1 end
     end
   else
     skipped = skipped + 1
@@ -49,4 +50,4 @@ for i, field in ipairs({'etag', 'last_modified'}) do
     redis.call('HSET', KEYS[4], field, ARGV[3 + i])
   end
 end
-return {appended, skipped}
+return {new, updated, skipped}

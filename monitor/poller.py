@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
+from redis.exceptions import RedisError
 
 from monitor.diff import diff_entries
 from monitor.errors import FetchError, ParseError, StateError
@@ -49,7 +50,7 @@ class Poller:
         started = time.monotonic()
         try:
             outcome = await self._poll(feed)
-        except (FetchError, ParseError, StateError) as exc:
+        except (FetchError, ParseError, StateError, RedisError) as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             outcome = await self._failed(feed, str(exc), retry_after)
         await self._log(outcome, time.monotonic() - started)
@@ -75,6 +76,8 @@ class Poller:
             await self.state.record_success(feed.name, "not_modified")
             return PollOutcome(feed.name, "not_modified")
         if snapshot.baselined and result.body_hash == snapshot.body_hash:
+            await self.state.touch(feed.name, etag=result.etag,
+                                   last_modified=result.last_modified)
             await self.state.record_success(feed.name, "unchanged")
             return PollOutcome(feed.name, "unchanged")
         return await self._parse_and_commit(feed, result, snapshot.baselined,
@@ -102,11 +105,9 @@ class Poller:
         else:
             raise StateError("feed state kept changing during commit")
         await self.state.record_success(feed.name, "ok")
-        emitted = [c for c in changes if c.emit]
         return PollOutcome(
             feed.name, "baseline" if baseline else ("changed" if changes else "unchanged"),
-            new=sum(1 for c in emitted if c.kind == "new"),
-            updated=sum(1 for c in emitted if c.kind == "updated"),
+            new=committed.new, updated=committed.updated,
             entries=len(document.entries), kind=document.kind)
 
     async def _log(self, outcome: PollOutcome, elapsed: float) -> None:

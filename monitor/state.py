@@ -39,9 +39,15 @@ class Snapshot:
 class CommitResult:
     """Outcome of `FeedState.commit`."""
 
-    appended: int
+    new: int
+    updated: int
     skipped: int
     baseline_moved: bool = False
+
+    @property
+    def appended(self) -> int:
+        """Events appended to the stream."""
+        return self.new + self.updated
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +127,14 @@ class FeedState:
         except RedisError as exc:
             raise StateError(f"cannot record state of feed {feed!r}: {exc}") from exc
         if result[0] == -1:
-            return CommitResult(0, 0, baseline_moved=True)
-        return CommitResult(int(result[0]), int(result[1]))
+            return CommitResult(0, 0, 0, baseline_moved=True)
+        return CommitResult(int(result[0]), int(result[1]), int(result[2]))
 
-    async def touch(self, feed: str, *, body_hash: str | None = None) -> None:
-        """Note an unchanged fetch (keeps validators, optionally the body hash)."""
-        if body_hash:
-            await self.client.hset(keys.meta(feed), "body_hash", body_hash)
+    async def touch(self, feed: str, *, etag: str | None, last_modified: str | None) -> None:
+        """Store fresh HTTP validators after a fetch whose body had not changed."""
+        mapping = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
+        if mapping:
+            await self.client.hset(keys.meta(feed), mapping=mapping)
 
     async def record_success(self, feed: str, status: str) -> None:
         """Reset the failure streak after a good poll."""

@@ -7,6 +7,7 @@ conditions with deadlines, never bare sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import threading
 import time
@@ -330,3 +331,32 @@ async def test_email_and_webhook_both_deliver(
     assert len(webhook_receiver.received) == 1
     assert await pending(redis_client) == 0
     assert await redis_client.exists(keys.delivered(ident))
+
+
+async def test_event_in_flight_is_not_reclaimed_by_another_worker(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    """A slow delivery outlives claim_idle: the heartbeat keeps the event with its worker."""
+    release = threading.Event()
+
+    def slow(_: Received) -> tuple[int, dict[str, str]]:
+        release.wait(10)  # the receiver holds the request until the test lets it go
+        return 200, {}
+
+    webhook_receiver.responder = slow
+    config = make_config(webhook_receiver, workers="claim_idle: 150ms, " + FAST_RETRIES)
+    busy, other = consumer_for(config, "busy"), consumer_for(config, "other")
+    await busy.ensure_group()
+    await publish(redis_client, make_event())
+    handling = asyncio.create_task(busy.run_until_empty())
+    deadline = time.monotonic() + 1.0  # several claim_idle periods while the send is held
+    while time.monotonic() < deadline:
+        await other.reclaim()
+        consumers = await redis_client.xinfo_consumers(keys.EVENTS_STREAM,
+                                                       keys.CONSUMER_GROUP)
+        assert {c["name"]: c["pending"] for c in consumers}.get("other", 0) == 0
+        await asyncio.sleep(0.05)
+    release.set()
+    await handling
+    await wait_until(lambda: stream_idle(redis_client), what="the event acked")
+    assert len(webhook_receiver.received) == 1

@@ -170,13 +170,26 @@ class Consumer:
         except (KeyError, ValueError, TypeError) as exc:
             await self._dead_letter(message_id, fields, f"undecodable event: {exc}")
             return
+        heartbeat = asyncio.create_task(self._keep_claimed(message_id))
         try:
             await self.handle(event)
         except Exception as exc:  # left pending: re-claimed later, dead-lettered after N
             await log.awarning("event not handled; will retry", message_id=message_id,
                                feed=event.feed, entry=event.entry.id, error=str(exc))
             return
+        finally:
+            heartbeat.cancel()
         await self.client.xack(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, message_id)
+
+    async def _keep_claimed(self, message_id: str) -> None:
+        """While an event is being handled (retries can be long), reset its idle time so no
+        other worker re-claims it. JUSTID claims do not count as deliveries."""
+        period = self.settings.claim_idle / 3
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(Exception):
+                await self.client.xclaim(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, self.name,
+                                         0, [message_id], justid=True)
 
     async def handle(self, event: Event) -> None:
         """Match one event and deliver its alerts to every channel of every matching rule.
