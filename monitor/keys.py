@@ -12,6 +12,8 @@ EVENTS_STREAM = f"{PREFIX}:events"
 #: Events a worker failed to handle `max_deliveries` times, with the last error.
 DEAD_EVENTS_STREAM = f"{PREFIX}:events:dead"
 CONSUMER_GROUP = "workers"
+#: Operator notices about sources (flood breaker tripped, feed failing, recovered).
+NOTICES_STREAM = f"{PREFIX}:notices"
 
 
 def _feed(feed: str, suffix: str) -> str:

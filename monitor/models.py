@@ -52,6 +52,28 @@ def _parse_dt(value: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Notice:
+    """Something an operator should know about a source (not an alert on its content)."""
+
+    kind: str
+    feed: str
+    message: str
+    at: float
+
+    def encode(self) -> str:
+        """Serialise for the notices stream."""
+        return json.dumps({"kind": self.kind, "feed": self.feed, "message": self.message,
+                           "at": self.at}, ensure_ascii=False)
+
+    @classmethod
+    def decode(cls, payload: str | bytes) -> Notice:
+        """Inverse of `encode`."""
+        data = json.loads(payload)
+        return cls(kind=str(data["kind"]), feed=str(data["feed"]),
+                   message=str(data["message"]), at=float(data["at"]))
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """A new entry, or an edit of a known one, detected once on one feed.
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
 from redis.exceptions import RedisError
 
-from monitor.diff import diff_entries
+from monitor.diff import Change, diff_entries
 from monitor.errors import FetchError, ParseError, StateError
 from monitor.fetch import Fetcher, FetchResult
+from monitor.models import Entry
 from monitor.settings import Config, FeedSettings
 from monitor.sources import parse_document
-from monitor.state import FeedState
+from monitor.state import FeedState, Snapshot
 
 log = structlog.get_logger("livewatch.poll")
 
@@ -35,6 +38,9 @@ class PollOutcome:
     error: str | None = None
     consecutive_failures: int = 0
     retry_after: float | None = None
+    max_age: float | None = None
+    ended: bool = False
+    flood: bool = False
 
 
 class Poller:
@@ -74,25 +80,42 @@ class Poller:
             headers=feed.headers)
         if result.not_modified:
             await self.state.record_success(feed.name, "not_modified")
-            return PollOutcome(feed.name, "not_modified")
+            return PollOutcome(feed.name, "not_modified", max_age=result.max_age)
         if snapshot.baselined and result.body_hash == snapshot.body_hash:
             await self.state.touch(feed.name, etag=result.etag,
                                    last_modified=result.last_modified)
             await self.state.record_success(feed.name, "unchanged")
-            return PollOutcome(feed.name, "unchanged")
-        return await self._parse_and_commit(feed, result, snapshot.baselined,
-                                            snapshot.fingerprints)
+            return PollOutcome(feed.name, "unchanged", max_age=result.max_age)
+        return await self._parse_and_commit(feed, result, snapshot)
 
-    async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult, baselined: bool,
-                                fingerprints: dict[str, str]) -> PollOutcome:
+    async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult,
+                                snapshot: Snapshot) -> PollOutcome:
         assert result.body is not None
         document = await asyncio.to_thread(
-            parse_document, feed.kind, result.body, result.url, result.content_type)
+            parse_document, feed.kind, result.body, result.url, result.content_type,
+            feed.selectors)
+        if not document.entries and snapshot.fingerprints:
+            raise ParseError(f"no entries found (had {len(snapshot.fingerprints)}): the page "
+                             "may have changed shape or be behind a login or paywall")
+        content_identity = snapshot.identity == "content"
         for _attempt in range(3):
-            baseline = not baselined
-            changes = diff_entries(fingerprints, document.entries, baseline=baseline,
+            entries = _content_keyed(document.entries) if content_identity else document.entries
+            baseline = not snapshot.baselined
+            changes = diff_entries(snapshot.fingerprints, entries, baseline=baseline,
                                    backfill=feed.backfill)
-            edited = [c.entry.id for c in changes if c.previous_version is not None]
+            if not baseline and not content_identity and _churning(changes):
+                await self.state.set_meta(feed.name, identity="content")
+                await log.awarning("feed churns entry ids; using content identity from now on",
+                                   feed=feed.name,
+                                   duplicates=sum(1 for c in changes if c.duplicate))
+                content_identity = True
+                continue
+            would_emit = sum(1 for c in changes if c.emit)
+            flood = not baseline and would_emit > max(self.config.defaults.flood_threshold,
+                                                      3 * snapshot.max_events)
+            if flood:
+                changes = [replace(c, emit=False) for c in changes]
+            edited = [c.entry.id for c in changes if c.previous_version is not None and c.emit]
             previous = await self.state.previous_texts(feed.name, edited)
             committed = await self.state.commit(
                 feed.name, feed.url, changes, baseline=baseline, etag=result.etag,
@@ -101,14 +124,28 @@ class Poller:
             if not committed.baseline_moved:
                 break
             snapshot = await self.state.load(feed.name)  # another poller baselined meanwhile
-            baselined, fingerprints = snapshot.baselined, snapshot.fingerprints
         else:
             raise StateError("feed state kept changing during commit")
+        if flood:
+            await self._report_flood(feed, would_emit, snapshot.max_events)
+        elif committed.appended > snapshot.max_events:
+            await self.state.set_meta(feed.name, max_events=committed.appended)
         await self.state.record_success(feed.name, "ok")
+        page = document.page
+        ended = bool(page and page.coverage_end and page.coverage_end < datetime.now(UTC))
         return PollOutcome(
             feed.name, "baseline" if baseline else ("changed" if changes else "unchanged"),
-            new=committed.new, updated=committed.updated,
-            entries=len(document.entries), kind=document.kind)
+            new=committed.new, updated=committed.updated, entries=len(document.entries),
+            kind=document.kind, max_age=result.max_age, ended=ended, flood=flood)
+
+    async def _report_flood(self, feed: FeedSettings, count: int, max_events: int) -> None:
+        """One warning and one operator notice instead of a storm of alerts."""
+        message = (f"{count} new or edited entries in one poll (the most before was "
+                   f"{max_events}); recorded without alerting. The source may have been "
+                   "redesigned or reset.")
+        await log.awarning("flood breaker tripped", feed=feed.name, events=count,
+                           previous_max=max_events)
+        await self.state.notify(feed.name, "flood", message)
 
     async def _log(self, outcome: PollOutcome, elapsed: float) -> None:
         fields = {"feed": outcome.feed, "status": outcome.status,
@@ -119,3 +156,15 @@ class Poller:
         else:
             await log.ainfo("poll", kind=outcome.kind, entries=outcome.entries,
                             new=outcome.new, updated=outcome.updated, **fields)
+
+
+def _content_keyed(entries: Sequence[Entry]) -> list[Entry]:
+    """Entries re-identified by their content, for feeds whose ids cannot be trusted."""
+    return [replace(entry, id="h:" + entry.version) for entry in entries]
+
+
+def _churning(changes: Sequence[Change]) -> bool:
+    """Many "new" ids carrying content already known under other ids: churned GUIDs."""
+    duplicates = sum(1 for c in changes if c.duplicate)
+    fresh = sum(1 for c in changes if c.previous_version is None and not c.duplicate)
+    return duplicates >= 3 and duplicates >= fresh

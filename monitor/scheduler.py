@@ -1,9 +1,12 @@
-"""APScheduler 3 jobs: one per enabled feed, its own interval and jitter, failures backed off."""
+"""APScheduler 3 jobs: one per enabled feed, its own interval and jitter, max_instances=1,
+coalesce. After every poll the job's next run is set by `monitor.cadence`: the interval while a
+feed is live, longer when it is quiet or its coverage ended, exponential backoff on failures."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,30 +14,38 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.poller import Poller
+from monitor.cadence import Cadence, next_delay
+from monitor.poller import Poller, PollOutcome
 from monitor.settings import Config, FeedSettings
 
 log = structlog.get_logger("livewatch.scheduler")
 
 
-def backoff_delay(interval: float, failures: int, max_backoff: float,
-                  retry_after: float | None = None) -> float:
-    """Seconds until the next poll after `failures` consecutive failures (exponential)."""
-    delay = interval * (2 ** max(failures - 1, 0)) if failures else interval
-    delay = min(delay, max(max_backoff, interval))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, max(max_backoff, interval)))
-    return delay
+class _Pace:
+    """What the scheduler remembers of a feed between polls (in memory: a restart starts
+    every feed at its interval)."""
+
+    def __init__(self) -> None:
+        self.last_change = time.monotonic()
+        self.quiet_polls = 0
 
 
 class FeedScheduler:
-    """Runs `Poller.poll` for every enabled feed on its interval (max_instances=1, coalesce)."""
+    """Runs `Poller.poll` for every enabled feed on its own cadence."""
 
     def __init__(self, config: Config, poller: Poller) -> None:
         self.config = config
         self.poller = poller
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self._pace: dict[str, _Pace] = {}
+
+    def cadence(self, feed: FeedSettings) -> Cadence:
+        """The polling bounds of `feed`."""
+        defaults = self.config.defaults
+        return Cadence(interval=self.config.interval(feed),
+                       max_interval=feed.max_interval or defaults.max_interval,
+                       quiet_after=defaults.quiet_after, max_backoff=defaults.max_backoff)
 
     def start(self) -> None:
         """Add one job per enabled feed (first polls spread over the jitter) and start."""
@@ -44,6 +55,7 @@ class FeedScheduler:
                 continue
             interval = self.config.interval(feed)
             jitter = self.config.jitter(feed)
+            self._pace[feed.name] = _Pace()
             self.scheduler.add_job(
                 self._run, IntervalTrigger(seconds=interval, jitter=jitter or None),
                 args=[feed], id=feed.name, name=f"poll {feed.name}", max_instances=1,
@@ -59,13 +71,28 @@ class FeedScheduler:
             outcome = await self.poller.poll(feed)
         finally:
             self.in_flight.discard(task)
-        if outcome.status == "error":
-            delay = backoff_delay(self.config.interval(feed), outcome.consecutive_failures,
-                                  self.config.defaults.max_backoff, outcome.retry_after)
+        delay = self.delay_after(feed, outcome)
+        if delay > self.config.interval(feed) + 1e-6:
             job = self.scheduler.get_job(feed.name)
             if job is not None:
+                delay += random.uniform(0, self.config.jitter(feed))
                 job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
-                await log.ainfo("poll backed off", feed=feed.name, delay_s=round(delay, 1))
+                if outcome.status == "error":
+                    await log.ainfo("poll backed off", feed=feed.name, delay_s=round(delay, 1))
+
+    def delay_after(self, feed: FeedSettings, outcome: PollOutcome) -> float:
+        """Seconds until the next poll of `feed`, given the outcome of the last one."""
+        pace = self._pace.setdefault(feed.name, _Pace())
+        cadence = self.cadence(feed)
+        if outcome.new or outcome.updated or outcome.status == "baseline":
+            pace.last_change, pace.quiet_polls = time.monotonic(), 0
+        since_change = time.monotonic() - pace.last_change
+        if outcome.status != "error" and since_change >= cadence.quiet_after:
+            pace.quiet_polls += 1
+        return next_delay(cadence, failures=outcome.consecutive_failures,
+                          retry_after=outcome.retry_after, ended=outcome.ended,
+                          since_change=since_change, quiet_polls=max(pace.quiet_polls - 1, 0),
+                          max_age=outcome.max_age)
 
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Stop scheduling; let in-flight polls finish within `timeout`."""

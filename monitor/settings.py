@@ -18,10 +18,13 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from monitor import __version__
+from monitor.selectors import check_css, check_spec
 from monitor.textnorm import normalize_phrase
 
 DEFAULT_USER_AGENT = f"livewatch/{__version__} (live-blog monitor)"
@@ -108,6 +111,28 @@ class Defaults(_Model):
     max_body: ByteSize = 10 * 1024 * 1024
     max_backoff: Duration = 1800.0
     max_concurrency: Annotated[int, Field(ge=1, le=10_000)] = 100
+    max_interval: Duration = 900.0
+    quiet_after: Duration = 1800.0
+    flood_threshold: Annotated[int, Field(ge=1)] = 50
+
+
+Selector = Annotated[str, AfterValidator(check_spec)]
+
+
+class SelectorSettings(_Model):
+    """Where the entries of a `kind: html` page are: `item` is a CSS selector of one entry;
+    the others are relative to it, each a CSS selector optionally suffixed `@attr`."""
+
+    item: Annotated[str, AfterValidator(check_css)]
+    id: Selector | None = None
+    title: Selector | None = None
+    body: Selector | None = None
+    time: Selector | None = None
+    author: Selector | None = None
+    link: Selector | None = None
+
+
+FeedKind = Literal["auto", "rss", "atom", "jsonfeed", "liveblog", "html"]
 
 
 class FeedSettings(_Model):
@@ -115,12 +140,25 @@ class FeedSettings(_Model):
 
     name: Name
     url: HttpUrl
-    kind: Literal["auto", "rss", "atom", "jsonfeed"] = "auto"
+    kind: FeedKind = "auto"
     interval: Duration | None = None
     timeout: Duration | None = None
     enabled: bool = True
+    max_interval: Duration | None = None
     backfill: Annotated[int, Field(ge=0, le=1000)] = 0
     headers: dict[str, str] = Field(default_factory=dict)
+    selectors: SelectorSettings | None = Field(default=None, validate_default=True)
+
+    @field_validator("selectors")
+    @classmethod
+    def _selectors_fit_kind(cls, value: SelectorSettings | None,
+                            info: ValidationInfo) -> SelectorSettings | None:
+        kind = info.data.get("kind")
+        if kind == "html" and value is None:
+            raise ValueError("`kind: html` needs `selectors` (at least `item`)")
+        if value is not None and kind not in (None, "auto", "html"):
+            raise ValueError(f"`selectors` are used only with `kind: html` or `auto`, not {kind}")
+        return value
 
 
 def _phrase(value: str) -> str:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from monitor import keys
 from monitor.diff import Change
 from monitor.errors import StateError
-from monitor.models import Event
+from monitor.models import Event, Notice
 
 _COMMIT_LUA = files("monitor").joinpath("commit.lua").read_text(encoding="utf-8")
 
@@ -33,6 +33,8 @@ class Snapshot:
     etag: str | None
     last_modified: str | None
     body_hash: str | None
+    identity: str = "id"
+    max_events: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,8 @@ class FeedState:
         return Snapshot(
             baselined=meta.get("baselined") == "1", fingerprints=prints,
             etag=meta.get("etag"), last_modified=meta.get("last_modified"),
-            body_hash=meta.get("body_hash"),
+            body_hash=meta.get("body_hash"), identity=meta.get("identity") or "id",
+            max_events=int(meta.get("max_events") or 0),
         )
 
     async def previous_texts(self, feed: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -132,9 +135,21 @@ class FeedState:
 
     async def touch(self, feed: str, *, etag: str | None, last_modified: str | None) -> None:
         """Store fresh HTTP validators after a fetch whose body had not changed."""
-        mapping = {k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
+        mapping: dict[Any, Any] = {
+            k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
         if mapping:
             await self.client.hset(keys.meta(feed), mapping=mapping)
+
+    async def set_meta(self, feed: str, **fields: str | int) -> None:
+        """Remember per-feed facts (`identity`, `max_events`) next to the fingerprints."""
+        mapping: dict[Any, Any] = dict(fields)
+        await self.client.hset(keys.meta(feed), mapping=mapping)
+
+    async def notify(self, feed: str, kind: str, message: str) -> None:
+        """Append an operator notice about a feed (not an alert) to the notices stream."""
+        await self.client.xadd(keys.NOTICES_STREAM, {"notice": Notice(
+            kind=kind, feed=feed, message=message, at=time.time()).encode()},
+            maxlen=10_000, approximate=True)
 
     async def record_success(self, feed: str, status: str) -> None:
         """Reset the failure streak after a good poll."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,47 @@ def test_demo_alerts_on_the_right_posts() -> None:
     assert sorted(titles) == sorted([
         "Foreign secretary hints at a European force", "Markets steady as talks begin",
         "Prime minister: “boots on the ground” possible"]), result.stdout
+
+
+def test_poll_once_reads_live_blogs_and_html_pages(tmp_path: Path, feed_server: FeedServer,
+                                                   data_dir: Path) -> None:
+    html = "text/html; charset=utf-8"
+    for stem in ("liveblog_list", "liveblog_graph", "liveblog_ended", "article", "plain_page"):
+        feed_server.set(f"/{stem}", (data_dir / f"{stem}.html").read_bytes(), content_type=html)
+    sel = json.dumps(json.loads((data_dir / "article.selectors.json").read_text()))  # flow YAML
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""
+feeds:
+  - {{name: list, url: "{feed_server.url('/liveblog_list')}"}}
+  - {{name: graph, url: "{feed_server.url('/liveblog_graph')}", kind: liveblog}}
+  - {{name: ended, url: "{feed_server.url('/liveblog_ended')}"}}
+  - {{name: page, url: "{feed_server.url('/article')}", kind: html, selectors: {sel}}}
+  - {{name: sniffed, url: "{feed_server.url('/article')}", selectors: {sel}}}
+  - {{name: plain, url: "{feed_server.url('/plain_page')}"}}
+rules:
+  - {{name: fuel, any: ["fuel duty"], channels: [hook]}}
+channels:
+  - {{name: hook, type: webhook, url: "http://127.0.0.1:9/never-called"}}
+""")
+    expected = {
+        "list": ("liveblog", "liveblog_list"), "graph": ("liveblog", "liveblog_graph"),
+        "ended": ("liveblog", "liveblog_ended"), "page": ("html", "article"),
+        "sniffed": ("html", "article"),
+    }
+    for name, (kind, stem) in expected.items():
+        result = livewatch("poll-once", "--config", str(cfg), name)
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = " ".join(result.stdout.split())
+        titles = [e["title"] for e in json.loads(
+            (data_dir / f"{stem}.expected.json").read_text(encoding="utf-8"))]
+        assert f"detected kind: {kind}, {len(titles)} entries" in out
+        for title in titles:
+            assert (title or "(untitled)") in out
+        if name == "list":
+            assert out.count("matches rule fuel") == 2
+        if name == "ended":
+            assert "coverage ended: 2026-01-21T18:30:00+00:00" in out
+    plain = livewatch("poll-once", "--config", str(cfg), "plain")
+    assert plain.returncode == 1
+    out = " ".join(plain.stdout.split())
+    assert "LiveBlogPosting" in out and "kind: html" in out and "selectors" in out

@@ -136,7 +136,38 @@ BAD_CONFIGS = [
     ("unknown-feed-kind", cfg("""
         feeds:
           - {name: a, url: "https://example.org/a", kind: xml}
-        """), None, "feeds[0].kind", "'auto', 'rss', 'atom' or 'jsonfeed'"),
+        """), None, "feeds[0].kind", "'jsonfeed', 'liveblog' or 'html'"),
+    ("html-kind-without-selectors", cfg("""
+        feeds:
+          - {name: a, url: "https://example.org/a", kind: html}
+        """), None, "feeds[0].selectors", "`kind: html` needs `selectors`"),
+    ("selectors-with-a-feed-kind", cfg("""
+        feeds:
+          - {name: a, url: "https://example.org/a", kind: rss, selectors: {item: article}}
+        """), None, "feeds[0].selectors", "only with `kind: html` or `auto`"),
+    ("selectors-without-item", cfg("""
+        feeds:
+          - {name: a, url: "https://example.org/a", kind: html, selectors: {title: h2}}
+        """), None, "feeds[0].selectors.item", "field required"),
+    ("invalid-item-selector", cfg("""
+        feeds:
+          - {name: a, url: "https://example.org/a", kind: html, selectors: {item: "div["}}
+        """), None, "feeds[0].selectors.item", "invalid CSS selector 'div['"),
+    ("invalid-sub-selector", cfg("""
+        feeds:
+          - name: a
+            url: "https://example.org/a"
+            kind: html
+            selectors: {item: article, link: "a.permalink >@href"}
+        """), None, "feeds[0].selectors.link", "invalid CSS selector 'a.permalink >'"),
+    ("item-selector-with-attribute", cfg("""
+        feeds:
+          - {name: a, url: "https://example.org/a", kind: html, selectors: {item: "@id"}}
+        """), None, "feeds[0].selectors.item", "invalid CSS selector"),
+    ("unknown-selector-key", cfg("""
+        feeds:
+          - {name: a, url: "https://example.org/a", kind: html, selectors: {item: p, text: p}}
+        """), None, "feeds[0].selectors.text", "unknown key"),
     ("name-with-space", cfg("""
         feeds:
           - {name: "my feed", url: "https://example.org/a"}
@@ -400,6 +431,25 @@ rules:
         config.channel("nope")
 
 
+def test_selectors_of_an_html_feed() -> None:
+    config = parse("""
+feeds:
+  - name: page
+    url: "https://example.org/live"
+    kind: html
+    selectors: {item: "article.post", id: "@data-id", title: "h2", link: "a.permalink@href",
+                time: "time@datetime", author: ".byline .name", body: "div.body"}
+  - {name: sniffed, url: "https://example.org/other", selectors: {item: "li.update"}}
+  - {name: blog, url: "https://example.org/blog", kind: liveblog}
+""")
+    selectors = config.feed("page").selectors
+    assert selectors is not None
+    assert (selectors.item, selectors.id, selectors.link) == (
+        "article.post", "@data-id", "a.permalink@href")
+    assert config.feed("sniffed").selectors is not None
+    assert config.feed("blog").selectors is None
+
+
 def test_jitter_default_is_a_tenth_of_the_interval_capped_at_30s() -> None:
     config = parse("""
         defaults: {interval: 2m}
@@ -531,7 +581,8 @@ def test_example_config_shows_the_documented_shape() -> None:
     config = load_config(REPO / "config" / "example.yaml",
                          env={"LW_WEBHOOK_SECRET": "w", "LW_SMTP_PASSWORD": "p"})
     assert config.redis.embedded
-    assert {f.kind for f in config.feeds} >= {"auto", "rss", "atom"}
+    assert {f.kind for f in config.feeds} >= {"auto", "rss", "atom", "liveblog", "html"}
+    assert all(f.selectors for f in config.feeds if f.kind == "html")
     assert any(f.backfill for f in config.feeds)
     assert any(not f.enabled for f in config.feeds)
     assert {c.type for c in config.channels} == {"webhook", "email"}

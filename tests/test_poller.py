@@ -11,12 +11,12 @@ from feeds import Item, rss
 from servers import FeedServer
 
 from monitor import keys
+from monitor.cadence import backoff_delay
 from monitor.config_loader import parse_config
 from monitor.embedded import free_port
 from monitor.fetch import Fetcher
 from monitor.models import Event
 from monitor.poller import Poller
-from monitor.scheduler import backoff_delay
 from monitor.service import make_state
 from monitor.settings import Config
 

@@ -73,13 +73,15 @@ async def _poll_once(config: Config, names: tuple[str, ...], out: Console) -> in
                                              headers=feed.headers)
                 assert result.body is not None
                 document = parse_document(feed.kind, result.body, result.url,
-                                          result.content_type)
+                                          result.content_type, feed.selectors)
             except LivewatchError as exc:
                 out.print(f"[red]failed:[/] {exc}", markup=True)
                 failures += 1
                 continue
             out.print(f"detected kind: [bold]{document.kind}[/], "
                       f"{len(document.entries)} entries")
+            if document.page is not None and document.page.coverage_end is not None:
+                out.print(f"coverage ended: {document.page.coverage_end.isoformat()}")
             for entry in document.entries:
                 when = (entry.updated or entry.published)
                 out.print(f"\n[bold]{entry.title or '(untitled)'}[/]", highlight=False)

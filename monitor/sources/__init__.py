@@ -3,65 +3,62 @@
 `parse_document(kind, ...)` parses with the named source, or with `kind="auto"` detects what the
 document is: the body is sniffed first (servers often send feeds as `text/html` or
 `application/octet-stream`), the `Content-Type` only breaks ties. Detection goes by document
-*format* (`json`, `xml`, `html`) through `_AUTO`, so a new format (live-blog pages) is one entry.
+*format* (`json`, `xml`, `html`) through `_AUTO`. An HTML page is a live blog when its JSON-LD
+has a schema.org LiveBlogPosting, else it is read with the feed's CSS `selectors` if it has any,
+else it is a ParseError telling the operator to configure `kind: html` with `selectors`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from monitor.errors import ParseError
-from monitor.models import Entry
+from monitor.settings import SelectorSettings
+from monitor.sources.base import PageInfo, ParsedDocument, Source, SourceOptions, html_tree
 from monitor.sources.feeds import FeedSource, parse_feed
+from monitor.sources.html import HtmlSource, select_entries
 from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries
+from monitor.sources.liveblog import LiveBlogSource, parse_live_blog
 
-
-class Source(Protocol):
-    """Parses one kind of document into entries; raises ParseError when it cannot."""
-
-    kind: str
-
-    def parse(self, body: bytes, url: str, content_type: str | None) -> list[Entry]:
-        """Entries of `body`, fetched from `url` (the base for relative links)."""
-        ...
-
-
-@dataclass
-class ParsedDocument:
-    """Entries of one document and the kind it was parsed as (the detected kind for `auto`)."""
-
-    kind: str
-    entries: list[Entry]
-
+__all__ = ["SOURCES", "PageInfo", "ParsedDocument", "Source", "SourceOptions", "parse_document",
+           "sniff_format"]
 
 SOURCES: dict[str, Source] = {
     "rss": FeedSource("rss"),
     "atom": FeedSource("atom"),
     "jsonfeed": JsonFeedSource(),
+    "liveblog": LiveBlogSource(),
+    "html": HtmlSource(),
 }
 
 Format = Literal["json", "xml", "html", "unknown"]
 _SNIFF_BYTES = 2048
+#: How HTML pages begin (no feed format has these root elements).
+_HTML_STARTS = ("<!doctype html", "<html", "<head", "<body", "<meta ", "<meta>", "<title>")
 
 
-def parse_document(kind: str, body: bytes, url: str, content_type: str | None) -> ParsedDocument:
-    """Parse `body` as `kind` ("auto" detects it); raise ParseError if it is not that."""
+def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
+                   selectors: SelectorSettings | None = None) -> ParsedDocument:
+    """Parse `body` as `kind` ("auto" detects it); raise ParseError if it is not that.
+
+    `selectors` are the feed's (`kind: html`, or `auto` for pages without live-blog JSON-LD).
+    """
     if not body.strip():
         raise ParseError("empty document")
+    options = SourceOptions(selectors=selectors)
     if kind != "auto":
         source = SOURCES.get(kind)
         if source is None:
             known = ", ".join(["auto", *sorted(SOURCES)])
             raise ParseError(f"unknown source kind {kind!r} (known: {known})")
-        return ParsedDocument(kind, source.parse(body, url, content_type))
+        return source.parse(body, url, content_type, options)
     fmt = sniff_format(body, content_type)
     handler = _AUTO.get(fmt)
     if handler is None:
         raise ParseError(_NOT_A_FEED.get(fmt, "not a feed (unrecognised document)"))
-    return handler(body, url, content_type)
+    return handler(body, url, content_type, options)
 
 
 def sniff_format(body: bytes, content_type: str | None) -> Format:
@@ -69,10 +66,10 @@ def sniff_format(body: bytes, content_type: str | None) -> Format:
     head = _head(body)
     if head.startswith(("{", "[")):
         return "json"
-    if head.startswith(("<!doctype html", "<html")):
+    if head.startswith(_HTML_STARTS):
         return "html"
     if head.startswith("<"):
-        if _skip_prolog(head).startswith(("<!doctype html", "<html")):
+        if _skip_prolog(head).startswith(_HTML_STARTS):
             return "html"
         return "xml"
     media = (content_type or "").split(";")[0].strip().lower()
@@ -107,7 +104,8 @@ def _skip_prolog(head: str) -> str:
             return head
 
 
-def _auto_json(body: bytes, url: str, content_type: str | None) -> ParsedDocument:
+def _auto_json(body: bytes, url: str, content_type: str | None,
+               options: SourceOptions) -> ParsedDocument:
     try:
         data: Any = json.loads(body)
     except ValueError as e:
@@ -117,18 +115,33 @@ def _auto_json(body: bytes, url: str, content_type: str | None) -> ParsedDocumen
     return ParsedDocument("jsonfeed", json_feed_entries(data, url))
 
 
-def _auto_xml(body: bytes, url: str, content_type: str | None) -> ParsedDocument:
+def _auto_xml(body: bytes, url: str, content_type: str | None,
+              options: SourceOptions) -> ParsedDocument:
     kind, entries = parse_feed(body, url, content_type)
     return ParsedDocument(kind, entries)
 
 
-#: Format -> parser used by `auto`. Live-blog pages will add "html" here.
-_AUTO: dict[str, Callable[[bytes, str, str | None], ParsedDocument]] = {
+def _auto_html(body: bytes, url: str, content_type: str | None,
+               options: SourceOptions) -> ParsedDocument:
+    tree = html_tree(body, content_type)
+    live = parse_live_blog(tree, url)
+    if live is not None:
+        return live
+    if options.selectors is not None:
+        return ParsedDocument("html", select_entries(tree, url, options.selectors))
+    raise ParseError(
+        "not a feed and no live blog (looks like an HTML page without schema.org "
+        "LiveBlogPosting JSON-LD); to read it, set `kind: html` and `selectors` for this feed "
+        "(at least `item`, a CSS selector matching one entry)")
+
+
+#: Format -> parser used by `auto`.
+_AUTO: dict[str, Callable[[bytes, str, str | None, SourceOptions], ParsedDocument]] = {
     "json": _auto_json,
     "xml": _auto_xml,
+    "html": _auto_html,
 }
 
 _NOT_A_FEED = {
-    "html": "not a feed (looks like an HTML page); live-blog pages arrive in a later version",
     "unknown": "not a feed (neither XML nor JSON)",
 }

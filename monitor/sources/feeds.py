@@ -1,6 +1,7 @@
 """RSS 0.9x/2.0, RSS 1.0 (RDF) and Atom through feedparser, mapped to `Entry`.
 
-Identity is the guid/id, else the link, else `h:` + a hash of the normalised title and text.
+Identity is the guid/id, else the canonical link (`monitor.urls`), else `h:` + a hash of the
+normalised title and text.
 Relative links resolve against the URL the document was fetched from.
 
 Malformed documents: one that is not well-formed XML and yields no entries is a ParseError (never
@@ -22,10 +23,11 @@ import feedparser
 
 from monitor.errors import ParseError
 from monitor.models import Entry
+from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions
 from monitor.textnorm import clean_text, content_hash
+from monitor.urls import canonical_url
 
-#: Entries kept per document; live blogs rarely carry more than a few hundred.
-MAX_ENTRIES = 1000
+__all__ = ["MAX_ENTRIES", "FeedSource", "parse_feed"]
 
 #: feedparser's bozo exceptions that say nothing about well-formedness.
 _BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
@@ -42,9 +44,10 @@ class FeedSource:
     def __init__(self, kind: str) -> None:
         self.kind = kind
 
-    def parse(self, body: bytes, url: str, content_type: str | None) -> list[Entry]:
+    def parse(self, body: bytes, url: str, content_type: str | None,
+              options: SourceOptions) -> ParsedDocument:
         """Entries of an RSS or Atom document."""
-        return parse_feed(body, url, content_type)[1]
+        return ParsedDocument(self.kind, parse_feed(body, url, content_type)[1])
 
 
 def parse_feed(body: bytes, url: str, content_type: str | None) -> tuple[str, list[Entry]]:
@@ -79,7 +82,7 @@ def _entry(raw: Any) -> Entry | None:
     title = _text(raw.get("title_detail"), raw.get("title"))
     text = _fullest(raw)
     link: str | None = raw.get("link") or None
-    ident = (raw.get("id") or "").strip() or link
+    ident = (raw.get("id") or "").strip() or (canonical_url(link) if link else None)
     if not ident:
         if not title and not text:
             return None

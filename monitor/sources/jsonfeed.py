@@ -1,6 +1,7 @@
 """JSON Feed 1.0 and 1.1, read with the stdlib json module (feedparser 6 does not read it).
 
-Identity is the item `id`, else its `url`, else `h:` + a hash of the normalised title and text.
+Identity is the item `id`, else its canonical `url` (`monitor.urls`), else `h:` + a hash of the
+normalised title and text.
 Dates are RFC 3339; naive ones are taken as UTC. Relative URLs resolve against the feed URL.
 """
 
@@ -8,14 +9,14 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
 from monitor.errors import ParseError
 from monitor.models import Entry
-from monitor.sources.feeds import MAX_ENTRIES
+from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions, parse_datetime
 from monitor.textnorm import clean_text, content_hash
+from monitor.urls import canonical_url
 
 VERSION_PREFIX = "https://jsonfeed.org/version/"
 
@@ -25,7 +26,8 @@ class JsonFeedSource:
 
     kind = "jsonfeed"
 
-    def parse(self, body: bytes, url: str, content_type: str | None) -> list[Entry]:
+    def parse(self, body: bytes, url: str, content_type: str | None,
+              options: SourceOptions) -> ParsedDocument:
         """Entries of a JSON Feed; ParseError for invalid JSON or another JSON document."""
         try:
             data: Any = json.loads(body)
@@ -34,7 +36,7 @@ class JsonFeedSource:
         if not is_json_feed(data) and not (isinstance(data, dict)
                                            and isinstance(data.get("items"), list)):
             raise ParseError("not a JSON Feed (no `version` and no `items` list)")
-        return json_feed_entries(data, url)
+        return ParsedDocument(self.kind, json_feed_entries(data, url))
 
 
 def is_json_feed(data: Any) -> bool:
@@ -72,10 +74,11 @@ def _entry(item: dict[str, Any], base: str, feed_authors: str | None) -> Entry:
     raw_id = item.get("id")
     ident = str(raw_id).strip() if isinstance(raw_id, str | int) else ""
     return Entry(
-        id=ident or link or "h:" + content_hash(title, text), url=link or None, title=title,
+        id=ident or (canonical_url(link) if link else "") or "h:" + content_hash(title, text),
+        url=link or None, title=title,
         text=text, author=_authors(item) or feed_authors,
-        published=_datetime(item.get("date_published")),
-        updated=_datetime(item.get("date_modified")),
+        published=parse_datetime(item.get("date_published")),
+        updated=parse_datetime(item.get("date_modified")),
     )
 
 
@@ -89,18 +92,6 @@ def _authors(obj: dict[str, Any]) -> str | None:
         if name and name not in names:
             names.append(name)
     return ", ".join(names) or None
-
-
-def _datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _str(value: Any) -> str:

@@ -1,0 +1,158 @@
+"""schema.org JSON-LD of an HTML page: read every `<script type="application/ld+json">`.
+
+Real sites serve broken JSON-LD, so a block that `json` rejects is repaired in a bounded way
+(linear passes, each block at most `MAX_SCRIPT_CHARS`): a CDATA or HTML-comment wrapper is
+removed; JavaScript comments, trailing commas and invalid backslash escapes are dropped; raw
+control characters inside strings are accepted; a block that is HTML-escaped as a whole
+(`{&quot;@type&quot;: …}`) is unescaped; several values in one block (`{…}{…}`, `{…};`) are all
+read. A block beyond repair is skipped; the other blocks are still used.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from selectolax.lexbor import LexborHTMLParser
+
+MAX_SCRIPT_CHARS = 5_000_000
+MAX_SCRIPTS = 100
+#: How deep `nodes` looks for typed objects (JSON-LD nests a few levels, not hundreds).
+MAX_DEPTH = 12
+
+_WRAPPER_START = re.compile(r"^\s*(?://|/\*)?\s*(?:<!\[CDATA\[|<!--)\s*(?:\*/)?")
+_WRAPPER_END = re.compile(r"(?://|/\*)?\s*(?:\]\]>|-->)\s*(?:\*/)?\s*$")
+_DECODER = json.JSONDecoder(strict=False)  # strict=False: raw control characters in strings
+_ESCAPABLE = frozenset('"\\/bfnrtu')
+_SPECIAL = re.compile(r'["/\]}]')
+_STRING_SPECIAL = re.compile(r'["\\]')
+
+
+def json_ld_blocks(tree: LexborHTMLParser) -> list[Any]:
+    """Every JSON value in the page's JSON-LD scripts, in document order."""
+    values: list[Any] = []
+    for script in tree.css("script[type]")[:MAX_SCRIPTS * 4]:
+        media = (script.attributes.get("type") or "").split(";")[0].strip().lower()
+        if media != "application/ld+json":
+            continue
+        text = script.text(deep=True)
+        if text and len(text) <= MAX_SCRIPT_CHARS:
+            values.extend(load_json_ld(text))
+        if len(values) >= MAX_SCRIPTS:
+            break
+    return values
+
+
+def load_json_ld(text: str) -> list[Any]:
+    """The JSON values of one script's text, repaired if needed; [] if beyond repair."""
+    text = _WRAPPER_END.sub("", _WRAPPER_START.sub("", text, count=1), count=1).strip()
+    attempts = [text, _repair(text)]
+    if "&" in text:
+        unescaped = html.unescape(text)
+        attempts += [unescaped, _repair(unescaped)]
+    for attempt in attempts:
+        values = _decode_all(attempt)
+        if values is not None:
+            return values
+    return []
+
+
+def types_of(node: dict[str, Any]) -> set[str]:
+    """The node's `@type`s without a vocabulary prefix (`schema:X`, `https://schema.org/X`)."""
+    found = node.get("@type")
+    names = found if isinstance(found, list) else [found]
+    return {re.split(r"[/:#]", name.strip())[-1] for name in names if isinstance(name, str)}
+
+
+def nodes(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Every JSON object in `value` (arrays, `@graph` and nested properties), outermost first."""
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, list):
+        for item in value:
+            yield from nodes(item, depth + 1)
+    elif isinstance(value, dict):
+        yield value
+        for item in value.values():
+            if isinstance(item, dict | list):
+                yield from nodes(item, depth + 1)
+
+
+def _decode_all(text: str) -> list[Any] | None:
+    """All JSON values in `text` (separated by whitespace or `;`); None if any is invalid."""
+    values: list[Any] = []
+    pos = 0
+    while True:
+        while pos < len(text) and (text[pos].isspace() or text[pos] in ";,"):
+            pos += 1
+        if pos >= len(text):
+            return values or None
+        try:
+            value, pos = _DECODER.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            return None
+        values.append(value)
+
+
+def _repair(text: str) -> str:
+    """`text` without JS comments, trailing commas and invalid escapes (strings kept intact)."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        found = _SPECIAL.search(text, i)
+        if found is None:
+            out.append(text[i:])
+            break
+        if found.start() > i:
+            out.append(text[i:found.start()])
+        i = found.start()
+        if text[i] == '"':
+            i = _copy_string(text, i, out)
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        else:
+            if text[i] in "]}":
+                _drop_trailing_comma(out)
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _copy_string(text: str, start: int, out: list[str]) -> int:
+    """Append the string literal at `start` to `out`; return the index after it."""
+    parts = ['"']
+    i, n = start + 1, len(text)
+    while i < n:
+        found = _STRING_SPECIAL.search(text, i)
+        if found is None:
+            parts.append(text[i:])
+            i = n
+            break
+        parts.append(text[i:found.start()])
+        i = found.start()
+        if text[i] == '"':
+            break
+        following = text[i + 1:i + 2]
+        parts.append("\\" + following if following in _ESCAPABLE else following)
+        i += 2
+    parts.append('"')
+    out.append("".join(parts))
+    return i + 1
+
+
+def _drop_trailing_comma(out: list[str]) -> None:
+    """Remove a `,` that only whitespace separates from the end of `out` (strings start `"`)."""
+    for j in range(len(out) - 1, -1, -1):
+        piece = out[j].rstrip()
+        if not piece:
+            continue
+        if not piece.startswith('"') and piece.endswith(","):
+            out[j] = piece[:-1]
+        return
