@@ -99,6 +99,12 @@ def _cross_check(raw: dict[str, Any]) -> list[tuple[tuple[int | str, ...], str]]
                 else:
                     seen[name] = index
         names[section] = set(seen)
+    operator = raw.get("operator")
+    op_channels = operator.get("channels") if isinstance(operator, dict) else None
+    for pos, channel in enumerate(op_channels if isinstance(op_channels, list) else []):
+        if isinstance(channel, str) and channel not in names["channels"]:
+            problems.append((("operator", "channels", pos),
+                             f"operator notices name unknown channel {channel!r}"))
     for index, rule in _named(raw, "rules"):
         label = rule.get("name", f"#{index}")
         for pos, pattern in enumerate(rule.get("feeds") or []):

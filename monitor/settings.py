@@ -257,6 +257,13 @@ class StateSettings(_Model):
     delivered_ttl: Duration = 30 * 86400.0
 
 
+class OperatorSettings(_Model):
+    """Where notices about sources go (flood breaker, failing feeds). Empty: to the channels of
+    the rules that watch the feed."""
+
+    channels: list[str] = Field(default_factory=list)
+
+
 class Config(_Model):
     """The whole livewatch configuration (one YAML file)."""
 
@@ -267,6 +274,7 @@ class Config(_Model):
     channels: list[ChannelSettings] = Field(default_factory=list)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    operator: OperatorSettings = Field(default_factory=OperatorSettings)
 
     def feed(self, name: str) -> FeedSettings:
         """The feed called `name` (KeyError if none)."""

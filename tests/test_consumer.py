@@ -24,7 +24,7 @@ from service import stream_idle, wait_until
 from monitor import keys
 from monitor.config_loader import parse_config
 from monitor.diff import diff_entries
-from monitor.models import Entry, Event
+from monitor.models import Entry, Event, Notice
 from monitor.service import make_state
 from monitor.settings import Config
 from workers.channels import Channel, build_channel
@@ -360,3 +360,39 @@ async def test_event_in_flight_is_not_reclaimed_by_another_worker(
     await handling
     await wait_until(lambda: stream_idle(redis_client), what="the event acked")
     assert len(webhook_receiver.received) == 1
+
+
+async def test_operator_notice_reaches_the_feeds_rule_channels_once(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    consumer = consumer_for(make_config(webhook_receiver))
+    await consumer.ensure_group()
+    notice = Notice(kind="flood", feed="summit", message="200 entries in one poll", at=1.5)
+    for _ in range(2):  # the same notice twice is delivered once
+        await redis_client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()})
+    await consumer.run_until_empty()
+    (body,) = webhook_receiver.bodies()
+    assert body["type"] == "notice" and body["kind"] == "flood"
+    assert body["feed"] == {"name": "summit", "url": FEED_URL}
+    assert body["message"] == "200 entries in one poll"
+    notices_pending: Any = await redis_client.xpending(keys.NOTICES_STREAM, keys.CONSUMER_GROUP)
+    assert notices_pending["pending"] == 0
+
+
+async def test_operator_channels_take_notices_when_set(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        consumer_for: ConsumerFactory) -> None:
+    config = parse_config(f"""
+feeds: [{{name: summit, url: "{FEED_URL}"}}]
+rules: [{{name: r, any: [x], channels: [desk]}}]
+channels:
+  - {{name: desk, type: webhook, url: "{webhook_receiver.url('/desk')}"}}
+  - {{name: ops, type: webhook, url: "{webhook_receiver.url('/ops')}"}}
+operator: {{channels: [ops]}}
+""")
+    consumer = consumer_for(config)
+    await consumer.ensure_group()
+    notice = Notice(kind="flood", feed="summit", message="m", at=2.0)
+    await redis_client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()})
+    await consumer.run_until_empty()
+    assert [r.path for r in webhook_receiver.received] == ["/ops"]

@@ -13,7 +13,9 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from fnmatch import fnmatchcase
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,13 +26,18 @@ from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from monitor import keys
 from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
-from monitor.models import Event
+from monitor.models import Event, Notice
 from monitor.settings import Config
 from workers.channels import Channel
 from workers.match import Matcher
+from workers.notices import OperatorNotice, make_notice
 from workers.render import Alert, make_alert
 
 log = structlog.get_logger("livewatch.worker")
+
+#: The streams a worker consumes: entry events (alerts) and operator notices.
+STREAMS = (keys.EVENTS_STREAM, keys.NOTICES_STREAM)
+_FIELD = {keys.EVENTS_STREAM: "event", keys.NOTICES_STREAM: "notice"}
 
 AlertHook = Callable[[Alert], None]
 
@@ -79,10 +86,11 @@ class Consumer:
         self._sending: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def ensure_group(self) -> None:
-        """Create the stream and consumer group if they do not exist."""
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
-            await self.client.xgroup_create(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, id="0",
-                                            mkstream=True)
+        """Create the streams and their consumer group if they do not exist."""
+        for stream in STREAMS:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                await self.client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0",
+                                                mkstream=True)
 
     async def run(self, stop: asyncio.Event, block: float = 1.0) -> None:
         """Consume until `stop` is set, then wait for in-flight events (they stay pending if
@@ -112,18 +120,18 @@ class Consumer:
         await self._slots.acquire()
         self._slots.release()
         response: Any = await self.client.xreadgroup(
-            keys.CONSUMER_GROUP, self.name, {keys.EVENTS_STREAM: ">"},
+            keys.CONSUMER_GROUP, self.name, dict.fromkeys(STREAMS, ">"),
             count=self.settings.concurrency, block=int(block * 1000) if block else None)
         count = 0
-        for _stream, messages in response or []:
+        for stream, messages in response or []:
             for message_id, fields in messages:
                 count += 1
-                await self._start(message_id, fields)
+                await self._start(stream, message_id, fields)
         return count
 
-    async def _start(self, message_id: str, fields: dict[str, str]) -> None:
+    async def _start(self, stream: str, message_id: str, fields: dict[str, str]) -> None:
         await self._slots.acquire()
-        task = asyncio.create_task(self._handle_and_ack(message_id, fields))
+        task = asyncio.create_task(self._handle_and_ack(stream, message_id, fields))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -132,78 +140,106 @@ class Consumer:
         self._slots.release()
 
     async def reclaim(self) -> None:
-        """Dead-letter events delivered too often; claim and handle other stale pending ones."""
+        """Dead-letter messages delivered too often; claim and handle other stale pending ones."""
+        for stream in STREAMS:
+            await self._reclaim(stream)
+
+    async def _reclaim(self, stream: str) -> None:
         idle_ms = int(self.settings.claim_idle * 1000)
         stale: list[dict[str, Any]] = await self.client.xpending_range(
-            keys.EVENTS_STREAM, keys.CONSUMER_GROUP, min="-", max="+", count=1000, idle=idle_ms)
+            stream, keys.CONSUMER_GROUP, min="-", max="+", count=1000, idle=idle_ms)
         for item in stale:
             if item["times_delivered"] >= self.settings.max_deliveries:
                 message_id = item["message_id"]
-                found: Any = await self.client.xrange(keys.EVENTS_STREAM, message_id, message_id)
+                found: Any = await self.client.xrange(stream, message_id, message_id)
                 fields = found[0][1] if found else {}
-                await self._dead_letter(message_id, fields,
+                await self._dead_letter(stream, message_id, fields,
                                         f"failed {item['times_delivered']} times")
         cursor = "0-0"
         while True:
             claimed: Any = await self.client.xautoclaim(
-                keys.EVENTS_STREAM, keys.CONSUMER_GROUP, self.name, idle_ms, cursor, count=100)
+                stream, keys.CONSUMER_GROUP, self.name, idle_ms, cursor, count=100)
             cursor, messages = claimed[0], claimed[1]
             for message_id, fields in messages:
                 if fields is not None:
-                    await self._start(message_id, fields)
+                    await self._start(stream, message_id, fields)
             if cursor == "0-0":
                 return
 
-    async def _dead_letter(self, message_id: str, fields: dict[str, str], error: str) -> None:
+    async def _dead_letter(self, stream: str, message_id: str, fields: dict[str, str],
+                           error: str) -> None:
+        field = _FIELD[stream]
+        record: dict[Any, Any] = {field: fields.get(field, ""), "stream": stream,
+                                  "source_id": message_id, "error": error[:1000],
+                                  "at": str(time.time())}
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xadd(keys.DEAD_EVENTS_STREAM,
-                      {"event": fields.get("event", ""), "source_id": message_id,
-                       "error": error[:1000], "at": str(time.time())},
+            pipe.xadd(keys.DEAD_EVENTS_STREAM, record,
                       maxlen=self.config.state.stream_maxlen, approximate=True)
-            pipe.xack(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, message_id)
+            pipe.xack(stream, keys.CONSUMER_GROUP, message_id)
             await pipe.execute()
-        await log.aerror("event dead-lettered", message_id=message_id, error=error)
+        await log.aerror("message dead-lettered", stream=stream, message_id=message_id,
+                         error=error)
 
-    async def _handle_and_ack(self, message_id: str, fields: dict[str, str]) -> None:
+    async def _handle_and_ack(self, stream: str, message_id: str,
+                              fields: dict[str, str]) -> None:
+        handle: Callable[[], Awaitable[None]]
         try:
-            event = Event.decode(fields["event"])
+            if stream == keys.NOTICES_STREAM:
+                notice = Notice.decode(fields["notice"])
+                handle, about = partial(self.handle_notice, notice), notice.feed
+            else:
+                event = Event.decode(fields["event"])
+                handle, about = partial(self.handle, event), event.feed
         except (KeyError, ValueError, TypeError) as exc:
-            await self._dead_letter(message_id, fields, f"undecodable event: {exc}")
+            await self._dead_letter(stream, message_id, fields,
+                                    f"undecodable {_FIELD[stream]}: {exc}")
             return
-        heartbeat = asyncio.create_task(self._keep_claimed(message_id))
+        heartbeat = asyncio.create_task(self._keep_claimed(stream, message_id))
         try:
-            await self.handle(event)
+            await handle()
         except Exception as exc:  # left pending: re-claimed later, dead-lettered after N
-            await log.awarning("event not handled; will retry", message_id=message_id,
-                               feed=event.feed, entry=event.entry.id, error=str(exc))
+            await log.awarning("message not handled; will retry", stream=stream,
+                               message_id=message_id, feed=about, error=str(exc))
             return
         finally:
             heartbeat.cancel()
-        await self.client.xack(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, message_id)
+        await self.client.xack(stream, keys.CONSUMER_GROUP, message_id)
 
-    async def _keep_claimed(self, message_id: str) -> None:
-        """While an event is being handled (retries can be long), reset its idle time so no
+    async def _keep_claimed(self, stream: str, message_id: str) -> None:
+        """While a message is being handled (retries can be long), reset its idle time so no
         other worker re-claims it. JUSTID claims do not count as deliveries."""
         period = self.settings.claim_idle / 3
         while True:
             await asyncio.sleep(period)
             with contextlib.suppress(Exception):
-                await self.client.xclaim(keys.EVENTS_STREAM, keys.CONSUMER_GROUP, self.name,
+                await self.client.xclaim(stream, keys.CONSUMER_GROUP, self.name,
                                          0, [message_id], justid=True)
+
+    async def handle_notice(self, notice: Notice) -> None:
+        """Deliver an operator notice to the operator channels, or else to the channels of
+        the rules that watch its feed."""
+        targets = self.config.operator.channels or sorted({
+            channel for rule in self.config.rules
+            if any(fnmatchcase(notice.feed, pattern) for pattern in rule.feeds)
+            for channel in rule.channels})
+        feed_url = next((f.url for f in self.config.feeds if f.name == notice.feed), None)
+        await self._deliver_all([make_notice(notice, channel, feed_url) for channel in targets])
 
     async def handle(self, event: Event) -> None:
         """Match one event and deliver its alerts to every channel of every matching rule.
         Raises if any delivery still needs a retry (the event then stays pending)."""
-        alerts = [make_alert(event, match, channel)
-                  for match in self.matcher.alerts_for(event)
-                  for channel in self.rules[match.rule].channels]
-        results = await asyncio.gather(*(self.deliver(alert) for alert in alerts),
+        await self._deliver_all([make_alert(event, match, channel)
+                                 for match in self.matcher.alerts_for(event)
+                                 for channel in self.rules[match.rule].channels])
+
+    async def _deliver_all(self, items: list[Alert | OperatorNotice]) -> None:
+        results = await asyncio.gather(*(self.deliver(item) for item in items),
                                        return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
 
-    async def deliver(self, alert: Alert) -> None:
+    async def deliver(self, alert: Alert | OperatorNotice) -> None:
         """Send `alert` to its channel unless already delivered; retry retryable failures.
 
         Deliveries of one alert id in this process run one at a time, so two copies of an event
@@ -221,13 +257,12 @@ class Consumer:
             else:
                 self._sending[alert.id] = (lock, users - 1)
 
-    async def _deliver(self, alert: Alert) -> None:
+    async def _deliver(self, alert: Alert | OperatorNotice) -> None:
         done_key = keys.delivered(alert.id)
         if await self.client.exists(done_key):
             return
         channel = self.channels[alert.channel]
-        ids = {"alert": alert.id, "channel": alert.channel, "rule": alert.rule,
-               "feed": alert.event.feed, "entry": alert.event.entry.id}
+        ids = _log_ids(alert)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retry_attempts),
             wait=_WaitRetryAfter(self.settings.retry_backoff, self.settings.retry_max_wait),
@@ -244,16 +279,30 @@ class Consumer:
                                            retryable=exc.retryable, **ids)
                         raise
         except PermanentDeliveryError as exc:
-            await self.client.xadd(
-                keys.DEAD_EVENTS_STREAM,
-                {"event": alert.event.encode(), "alert": alert.id, "channel": alert.channel,
-                 "error": exc.reason[:1000], "at": str(time.time())},
-                maxlen=self.config.state.stream_maxlen, approximate=True)
+            record: dict[Any, Any] = {
+                **_payload(alert), "alert": alert.id, "channel": alert.channel,
+                "error": exc.reason[:1000], "at": str(time.time())}
+            await self.client.xadd(keys.DEAD_EVENTS_STREAM, record,
+                                   maxlen=self.config.state.stream_maxlen, approximate=True)
             await self.client.set(done_key, "dead", ex=int(self.config.state.delivered_ttl))
             await log.aerror("delivery failed permanently; dead-lettered", error=exc.reason, **ids)
             return
         await self.client.set(done_key, str(time.time()), ex=int(self.config.state.delivered_ttl))
         await log.ainfo("delivered", elapsed_ms=round((time.monotonic() - started) * 1000, 1),
                         **ids)
-        if self.on_alert is not None:
+        if self.on_alert is not None and isinstance(alert, Alert):
             self.on_alert(alert)
+
+
+def _log_ids(item: Alert | OperatorNotice) -> dict[str, str]:
+    if isinstance(item, OperatorNotice):
+        return {"notice": item.id, "channel": item.channel, "feed": item.notice.feed,
+                "kind": item.notice.kind}
+    return {"alert": item.id, "channel": item.channel, "rule": item.rule,
+            "feed": item.event.feed, "entry": item.event.entry.id}
+
+
+def _payload(item: Alert | OperatorNotice) -> dict[str, str]:
+    if isinstance(item, OperatorNotice):
+        return {"notice": item.notice.encode()}
+    return {"event": item.event.encode()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from workers.notices import OperatorNotice
 from workers.render import Alert
 
 
@@ -18,8 +19,8 @@ class Channel(Protocol):
 
     name: str
 
-    async def send(self, alert: Alert) -> None:
-        """Deliver `alert` or raise a `DeliveryError`."""
+    async def send(self, alert: Alert | OperatorNotice) -> None:
+        """Deliver `alert` (or an operator notice) or raise a `DeliveryError`."""
         ...
 
     async def aclose(self) -> None:

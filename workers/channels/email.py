@@ -13,6 +13,7 @@ import structlog
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.settings import EmailChannelSettings, WebhookChannelSettings
+from workers.notices import OperatorNotice, notice_email
 from workers.render import Alert, email_message
 
 log = structlog.get_logger("livewatch.email")
@@ -39,10 +40,11 @@ class EmailChannel:
             reason = reason.replace(smtp.password.get_secret_value(), "***")
         return f"email {self.name} ({smtp.host}:{smtp.port}): {reason}"
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert | OperatorNotice) -> None:
         """Hand the message to the SMTP server; raise a DeliveryError if it was not accepted."""
         smtp = self.settings.smtp
-        message = email_message(alert, self.settings)
+        message = (notice_email(alert, self.settings) if isinstance(alert, OperatorNotice)
+                   else email_message(alert, self.settings))
         password = smtp.password.get_secret_value() if smtp.password is not None else None
         try:
             refused, _ = await aiosmtplib.send(

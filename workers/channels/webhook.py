@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.settings import EmailChannelSettings, WebhookChannelSettings
+from workers.notices import OperatorNotice, notice_payload
 from workers.render import Alert, webhook_payload
 
 SECRET_PREFIX = "whsec_"
@@ -93,9 +94,11 @@ class WebhookChannel:
             reason = reason.replace(value, "***") if value else reason
         return f"webhook {self.name} ({self._host}): {reason}"
 
-    async def send(self, alert: Alert) -> None:
-        """POST the alert; raise RetryableDeliveryError or PermanentDeliveryError on failure."""
-        body = json.dumps(webhook_payload(alert), ensure_ascii=False, separators=(",", ":"))
+    async def send(self, alert: Alert | OperatorNotice) -> None:
+        """POST the alert (or notice); raise RetryableDeliveryError or PermanentDeliveryError."""
+        payload = (notice_payload(alert) if isinstance(alert, OperatorNotice)
+                   else webhook_payload(alert))
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         timestamp = int(time.time())
         headers = httpx.Headers(self.settings.headers)
         headers["content-type"] = "application/json"
