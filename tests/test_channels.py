@@ -23,7 +23,7 @@ from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliv
 from monitor.models import Entry, Event
 from monitor.settings import EmailChannelSettings, RuleSettings, WebhookChannelSettings
 from workers.channels import CHANNEL_TYPES, EmailChannel, WebhookChannel, build_channel
-from workers.channels.webhook import parse_retry_after, signing_key
+from workers.channels.webhook import signing_key
 from workers.match import Matcher
 from workers.render import Alert, make_alert, webhook_payload
 
@@ -207,11 +207,6 @@ def test_signing_key_rules() -> None:
     assert "not base64" not in str(info.value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (None, None), ("", None), ("30", 30.0), (" 5 ", 5.0), ("soon", None),
-    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
-def test_parse_retry_after(value: str | None, expected: float | None) -> None:
-    assert parse_retry_after(value) == expected
 
 
 # --- email ------------------------------------------------------------------------------------

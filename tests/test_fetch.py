@@ -200,6 +200,8 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Wed, 25 Mar 2026 11:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
+    assert parse_retry_after("") is None
+    assert parse_retry_after(" 5 ") == 5.0
 
 
 def test_parse_max_age() -> None:

@@ -12,14 +12,13 @@ import hashlib
 import hmac
 import json
 import time
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.fetch import parse_retry_after
 from monitor.settings import EmailChannelSettings, WebhookChannelSettings
 from workers.notices import OperatorNotice, notice_payload
 from workers.render import Alert, webhook_payload
@@ -49,22 +48,6 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: str) -> str:
     """The `webhook-signature` header value: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`."""
     digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or HTTP-date); None if absent."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class WebhookChannel:
