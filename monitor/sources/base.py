@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -53,6 +54,20 @@ class Source(Protocol):
               options: SourceOptions) -> ParsedDocument:
         """The document `body`, fetched from `url` (the base for relative links)."""
         ...
+
+
+def unique_entries(candidates: Iterable[Entry | None]) -> list[Entry]:
+    """The first entry of each id, skipping Nones, at most MAX_ENTRIES (read lazily)."""
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for entry in candidates:
+        if entry is None or entry.id in seen:
+            continue
+        seen.add(entry.id)
+        entries.append(entry)
+        if len(entries) >= MAX_ENTRIES:
+            break
+    return entries
 
 
 def parse_datetime(value: Any) -> datetime | None:

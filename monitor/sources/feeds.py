@@ -23,7 +23,7 @@ import feedparser
 
 from monitor.errors import ParseError
 from monitor.models import Entry
-from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions
+from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions, unique_entries
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
 
@@ -64,16 +64,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None) -> tuple[str, li
             raise ParseError(f"malformed feed: {_describe(error)}")
     if not raw_entries and not version:
         raise ParseError("not a feed (no RSS or Atom root element)")
-    entries: list[Entry] = []
-    seen: set[str] = set()
-    for raw in raw_entries:
-        entry = _entry(raw)
-        if entry is None or entry.id in seen:
-            continue
-        seen.add(entry.id)
-        entries.append(entry)
-        if len(entries) >= MAX_ENTRIES:
-            break
+    entries = unique_entries(_entry(raw) for raw in raw_entries)
     return ("atom" if version.startswith("atom") else "rss"), entries
 
 

@@ -21,12 +21,12 @@ from monitor.models import Entry
 from monitor.selectors import split_spec
 from monitor.settings import SelectorSettings
 from monitor.sources.base import (
-    MAX_ENTRIES,
     ParsedDocument,
     SourceOptions,
     html_tree,
     page_base,
     parse_datetime,
+    unique_entries,
 )
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
@@ -49,17 +49,7 @@ class HtmlSource:
 def select_entries(tree: LexborHTMLParser, url: str, selectors: SelectorSettings) -> list[Entry]:
     """The entries of a parsed page (first of each id kept, at most MAX_ENTRIES)."""
     base = page_base(tree, url)
-    entries: list[Entry] = []
-    seen: set[str] = set()
-    for item in tree.css(selectors.item):
-        entry = _entry(item, base, selectors)
-        if entry is None or entry.id in seen:
-            continue
-        seen.add(entry.id)
-        entries.append(entry)
-        if len(entries) >= MAX_ENTRIES:
-            break
-    return entries
+    return unique_entries(_entry(item, base, selectors) for item in tree.css(selectors.item))
 
 
 def _entry(item: LexborNode, base: str, sel: SelectorSettings) -> Entry | None:

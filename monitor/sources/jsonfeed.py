@@ -14,7 +14,12 @@ from urllib.parse import urljoin
 
 from monitor.errors import ParseError
 from monitor.models import Entry
-from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions, parse_datetime
+from monitor.sources.base import (
+    ParsedDocument,
+    SourceOptions,
+    parse_datetime,
+    unique_entries,
+)
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
 
@@ -50,19 +55,8 @@ def json_feed_entries(data: dict[str, Any], url: str) -> list[Entry]:
     if not isinstance(items, list):
         raise ParseError("JSON Feed has no `items` list")
     feed_authors = _authors(data)
-    entries: list[Entry] = []
-    seen: set[str] = set()
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        entry = _entry(item, url, feed_authors)
-        if entry.id in seen:
-            continue
-        seen.add(entry.id)
-        entries.append(entry)
-        if len(entries) >= MAX_ENTRIES:
-            break
-    return entries
+    return unique_entries(_entry(item, url, feed_authors) for item in items
+                          if isinstance(item, dict))
 
 
 def _entry(item: dict[str, Any], base: str, feed_authors: str | None) -> Entry:
