@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
@@ -78,14 +77,16 @@ class Poller:
             etag=snapshot.etag if snapshot.baselined else None,
             last_modified=snapshot.last_modified if snapshot.baselined else None,
             headers=feed.headers)
+        # A page not parsed again is the one parsed before: its coverage end still holds.
+        ended = snapshot.coverage_end is not None and snapshot.coverage_end < time.time()
         if result.not_modified:
             await self.state.record_success(feed.name, "not_modified")
-            return PollOutcome(feed.name, "not_modified", max_age=result.max_age)
+            return PollOutcome(feed.name, "not_modified", max_age=result.max_age, ended=ended)
         if snapshot.baselined and result.body_hash == snapshot.body_hash:
             await self.state.touch(feed.name, etag=result.etag,
                                    last_modified=result.last_modified)
             await self.state.record_success(feed.name, "unchanged")
-            return PollOutcome(feed.name, "unchanged", max_age=result.max_age)
+            return PollOutcome(feed.name, "unchanged", max_age=result.max_age, ended=ended)
         return await self._parse_and_commit(feed, result, snapshot)
 
     async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult,
@@ -130,9 +131,13 @@ class Poller:
             await self._report_flood(feed, would_emit, snapshot.max_events)
         elif committed.appended > snapshot.max_events:
             await self.state.set_meta(feed.name, max_events=committed.appended)
-        await self.state.record_success(feed.name, "ok")
         page = document.page
-        ended = bool(page and page.coverage_end and page.coverage_end < datetime.now(UTC))
+        coverage_end = page.coverage_end.timestamp() if page and page.coverage_end else None
+        if coverage_end != snapshot.coverage_end:
+            await self.state.set_meta(
+                feed.name, coverage_end="" if coverage_end is None else repr(coverage_end))
+        await self.state.record_success(feed.name, "ok")
+        ended = coverage_end is not None and coverage_end < time.time()
         return PollOutcome(
             feed.name, "baseline" if baseline else ("changed" if changes else "unchanged"),
             new=committed.new, updated=committed.updated, entries=len(document.entries),

@@ -35,6 +35,9 @@ class Snapshot:
     body_hash: str | None
     identity: str = "id"
     max_events: int = 0
+    #: A live blog's `coverageEndTime` (epoch seconds) as last parsed, for polls that do not
+    #: parse the page (304 or an unchanged body).
+    coverage_end: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class FeedState:
             etag=meta.get("etag"), last_modified=meta.get("last_modified"),
             body_hash=meta.get("body_hash"), identity=meta.get("identity") or "id",
             max_events=int(meta.get("max_events") or 0),
+            coverage_end=float(meta["coverage_end"]) if meta.get("coverage_end") else None,
         )
 
     async def previous_texts(self, feed: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
@@ -141,7 +145,8 @@ class FeedState:
             await self.client.hset(keys.meta(feed), mapping=mapping)
 
     async def set_meta(self, feed: str, **fields: str | int) -> None:
-        """Remember per-feed facts (`identity`, `max_events`) next to the fingerprints."""
+        """Remember per-feed facts (`identity`, `max_events`, `coverage_end`) next to the
+        fingerprints."""
         mapping: dict[Any, Any] = dict(fields)
         await self.client.hset(keys.meta(feed), mapping=mapping)
 

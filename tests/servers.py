@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,6 +27,9 @@ class Document:
     trickle: float = 0.0
     #: False: answer without an ETag (and never 304), like servers that send no validators.
     send_etag: bool = True
+    #: Renders the body afresh for every request, given how many came before on this path
+    #: (a feed that churns its GUIDs); `body` is then ignored.
+    render: Callable[[int], str] | None = None
 
     @property
     def etag(self) -> str:
@@ -75,6 +78,11 @@ class FeedServer(_Base):
         with self.lock:
             self.documents[path] = Document(data, **kwargs)
 
+    def set_rendered(self, path: str, render: Callable[[int], str], **kwargs: Any) -> None:
+        """Serve `render(n)` on the n-th request (from 0) of `path` from now on."""
+        with self.lock:
+            self.documents[path] = Document(b"", render=render, **kwargs)
+
     def count(self, path: str) -> int:
         with self.lock:
             return sum(1 for p, _ in self.requests if p == path)
@@ -89,8 +97,11 @@ class _FeedHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         owner: FeedServer = self.server.owner  # type: ignore[attr-defined]
         with owner.lock:
+            earlier = sum(1 for p, _ in owner.requests if p == self.path)
             owner.requests.append((self.path, dict(self.headers)))
             doc = owner.documents.get(self.path)
+        if doc is not None and doc.render is not None:
+            doc = replace(doc, body=doc.render(earlier).encode(), render=None)
         if doc is None:
             self._reply(404, b"not found", {"Content-Type": "text/plain"})
             return
@@ -102,7 +113,8 @@ class _FeedHandler(BaseHTTPRequestHandler):
             headers["Last-Modified"] = doc.last_modified
         if (doc.send_etag and doc.status == 200
                 and self.headers.get("If-None-Match") == doc.etag):
-            self._reply(304, b"", {"ETag": doc.etag})
+            # A 304 repeats the caching headers a 200 would carry (RFC 9110 §15.4.5).
+            self._reply(304, b"", {"ETag": doc.etag, **doc.headers})
             return
         body = doc.body
         if "gzip" in (self.headers.get("Accept-Encoding") or "") and doc.status == 200:
