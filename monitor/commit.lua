@@ -1,7 +1,9 @@
 -- Record a feed's diff and append its events to the stream in one atomic step.
--- KEYS: 1 fingerprints hash, 2 texts hash, 3 order zset, 4 meta hash, 5 events stream
+-- KEYS: 1 fingerprints hash, 2 texts hash, 3 order zset, 4 meta hash, 5 events stream,
+--       6 notices stream
 -- ARGV: 1 baseline ('1' first sight, '0' otherwise), 2 max entries kept, 3 stream maxlen,
---       4 etag, 5 last-modified, 6 body hash, 7 number of changes, then per change 6 values:
+--       4 etag, 5 last-modified, 6 body hash, 7 number of changes, 8 an operator notice
+--       to append ('' for none: the flood breaker's goes with its diff), then per change:
 --       id, expected previous version ('' when new), version, texts JSON, emit ('1'/'0'), event
 -- Each change is applied only if the stored version still equals the expected one (a
 -- compare-and-set), so a second poller or a retried commit can never duplicate an event.
@@ -13,7 +15,7 @@ if (ARGV[1] == '1') == (baselined == '1') then
 end
 local seq = tonumber(redis.call('HGET', KEYS[4], 'seq') or '0')
 local new, updated, skipped = 0, 0, 0
-local base = 8
+local base = 9
 for _ = 1, tonumber(ARGV[7]) do
   local id, expected, version = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local current = redis.call('HGET', KEYS[1], id) or ''
@@ -43,6 +45,9 @@ while excess > 0 do
   excess = excess - batch
 end
 redis.call('HSET', KEYS[4], 'baselined', '1', 'seq', seq, 'body_hash', ARGV[6])
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', 10000, '*', 'notice', ARGV[8])
+end
 for i, field in ipairs({'etag', 'last_modified'}) do
   if ARGV[3 + i] == '' then
     redis.call('HDEL', KEYS[4], field)

@@ -36,7 +36,8 @@ def order(feed: str) -> str:
 
 
 def meta(feed: str) -> str:
-    """Hash: `baselined`, `seq`, HTTP validators `etag` and `last_modified`."""
+    """Hash: `baselined`, `seq`, `body_hash`, HTTP validators `etag` and `last_modified`,
+    `identity` (`content` for feeds that churn ids), `max_events`, `coverage_end`."""
     return _feed(feed, "meta")
 
 

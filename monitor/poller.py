@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from monitor.diff import Change, diff_entries
 from monitor.errors import FetchError, ParseError, StateError
 from monitor.fetch import Fetcher, FetchResult
-from monitor.models import Entry
+from monitor.models import Entry, Notice
 from monitor.settings import Config, FeedSettings
 from monitor.sources import parse_document
 from monitor.state import FeedState, Snapshot
@@ -114,21 +114,27 @@ class Poller:
             would_emit = sum(1 for c in changes if c.emit)
             flood = not baseline and would_emit > max(self.config.defaults.flood_threshold,
                                                       3 * snapshot.max_events)
+            notice = None
             if flood:
                 changes = [replace(c, emit=False) for c in changes]
+                notice = Notice("flood", feed.name, (
+                    f"{would_emit} new or edited entries in one poll (the most before was "
+                    f"{snapshot.max_events}); recorded without alerting. The source may have "
+                    "been redesigned or reset."), time.time())
             edited = [c.entry.id for c in changes if c.previous_version is not None and c.emit]
             previous = await self.state.previous_texts(feed.name, edited)
             committed = await self.state.commit(
                 feed.name, feed.url, changes, baseline=baseline, etag=result.etag,
                 last_modified=result.last_modified, body_hash=result.body_hash,
-                previous=previous)
+                previous=previous, notice=notice)
             if not committed.baseline_moved:
                 break
             snapshot = await self.state.load(feed.name)  # another poller baselined meanwhile
         else:
             raise StateError("feed state kept changing during commit")
         if flood:
-            await self._report_flood(feed, would_emit, snapshot.max_events)
+            await log.awarning("flood breaker tripped", feed=feed.name, events=would_emit,
+                               previous_max=snapshot.max_events)
         elif committed.appended > snapshot.max_events:
             await self.state.set_meta(feed.name, max_events=committed.appended)
         page = document.page
@@ -142,15 +148,6 @@ class Poller:
             feed.name, "baseline" if baseline else ("changed" if changes else "unchanged"),
             new=committed.new, updated=committed.updated, entries=len(document.entries),
             kind=document.kind, max_age=result.max_age, ended=ended, flood=flood)
-
-    async def _report_flood(self, feed: FeedSettings, count: int, max_events: int) -> None:
-        """One warning and one operator notice instead of a storm of alerts."""
-        message = (f"{count} new or edited entries in one poll (the most before was "
-                   f"{max_events}); recorded without alerting. The source may have been "
-                   "redesigned or reset.")
-        await log.awarning("flood breaker tripped", feed=feed.name, events=count,
-                           previous_max=max_events)
-        await self.state.notify(feed.name, "flood", message)
 
     async def _log(self, outcome: PollOutcome, elapsed: float) -> None:
         fields = {"feed": outcome.feed, "status": outcome.status,

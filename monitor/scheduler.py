@@ -28,6 +28,7 @@ class _Pace:
     def __init__(self) -> None:
         self.last_change = time.monotonic()
         self.quiet_polls = 0
+        self.failures = 0  # counted here too, for when Redis cannot count them
 
 
 class FeedScheduler:
@@ -87,9 +88,14 @@ class FeedScheduler:
         if outcome.new or outcome.updated or outcome.status == "baseline":
             pace.last_change, pace.quiet_polls = time.monotonic(), 0
         since_change = time.monotonic() - pace.last_change
-        if outcome.status != "error" and since_change >= cadence.quiet_after:
-            pace.quiet_polls += 1
-        return next_delay(cadence, failures=outcome.consecutive_failures,
+        if outcome.status == "error":
+            pace.failures += 1
+        else:
+            pace.failures = 0
+            if since_change >= cadence.quiet_after:
+                pace.quiet_polls += 1
+        failures = max(outcome.consecutive_failures, pace.failures) if pace.failures else 0
+        return next_delay(cadence, failures=failures,
                           retry_after=outcome.retry_after, ended=outcome.ended,
                           since_change=since_change, quiet_polls=max(pace.quiet_polls - 1, 0),
                           max_age=outcome.max_age)

@@ -108,12 +108,14 @@ class FeedState:
     async def commit(self, feed: str, feed_url: str, changes: Sequence[Change], *,
                      baseline: bool, etag: str | None, last_modified: str | None,
                      body_hash: str, previous: dict[str, tuple[str, str]] | None = None,
-                     ) -> CommitResult:
-        """Record `changes` and append the emitted ones to the stream, atomically."""
+                     notice: Notice | None = None) -> CommitResult:
+        """Record `changes`, append the emitted ones to the stream and `notice` (if any) to
+        the notices stream, atomically."""
         previous = previous or {}
         now = time.time()
         args: list[Any] = ["1" if baseline else "0", self.max_entries, self.stream_maxlen,
-                           etag or "", last_modified or "", body_hash, len(changes)]
+                           etag or "", last_modified or "", body_hash, len(changes),
+                           notice.encode() if notice else ""]
         for change in changes:
             entry = change.entry
             payload = ""
@@ -128,7 +130,7 @@ class FeedState:
             args += [entry.id, change.previous_version or "", change.version, texts,
                      "1" if change.emit else "0", payload]
         script_keys = [keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
-                       keys.meta(feed), keys.EVENTS_STREAM]
+                       keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM]
         try:
             result = cast(list[int], await self._commit(keys=script_keys, args=args))
         except RedisError as exc:
@@ -149,12 +151,6 @@ class FeedState:
         fingerprints."""
         mapping: dict[Any, Any] = dict(fields)
         await self.client.hset(keys.meta(feed), mapping=mapping)
-
-    async def notify(self, feed: str, kind: str, message: str) -> None:
-        """Append an operator notice about a feed (not an alert) to the notices stream."""
-        await self.client.xadd(keys.NOTICES_STREAM, {"notice": Notice(
-            kind=kind, feed=feed, message=message, at=time.time()).encode()},
-            maxlen=10_000, approximate=True)
 
     async def record_success(self, feed: str, status: str) -> None:
         """Reset the failure streak after a good poll."""

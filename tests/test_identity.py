@@ -19,7 +19,7 @@ from monitor import keys
 from monitor.config_loader import parse_config
 from monitor.fetch import Fetcher
 from monitor.models import Event, Notice
-from monitor.poller import Poller
+from monitor.poller import Poller, PollOutcome
 from monitor.scheduler import FeedScheduler
 from monitor.service import make_state
 from monitor.settings import Config
@@ -431,3 +431,15 @@ async def test_scheduler_backs_off_a_quiet_feed_and_returns_on_change(
     feed_server.set(PAGE, live_page([*UPDATES, Update(4, "News", "<p>More.</p>", 4)]),
                     content_type=HTML, send_etag=False)
     assert scheduler.delay_after(feed, await poller.poll(feed)) == pytest.approx(10)
+
+
+async def test_scheduler_backs_off_when_redis_cannot_count_failures(
+        redis_client: aioredis.Redis, feed_server: FeedServer, fetcher: Fetcher) -> None:
+    """With Redis down a failed poll reports no streak; the scheduler counts it itself."""
+    config = make_config(feed_server, path=PAGE, extra_defaults=CADENCE)
+    feed = config.feed("live")
+    scheduler = FeedScheduler(config, poller_for(config, redis_client, fetcher))
+    lost = PollOutcome("live", "error", error="cannot reach Redis", consecutive_failures=0)
+    assert [scheduler.delay_after(feed, lost) for _ in range(4)] == pytest.approx(
+        [10, 20, 40, 60])
+    assert scheduler.delay_after(feed, PollOutcome("live", "unchanged")) == pytest.approx(10)
