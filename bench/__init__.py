@@ -1,0 +1,1 @@
+"""Benchmarks for livewatch (run with `python -m bench.run`)."""
