@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import click
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
 from monitor import __version__
 from monitor.config_loader import load_config
-from monitor.errors import ConfigError, LivewatchError
+from monitor.control import Control, serve
+from monitor.errors import ConfigError, LivewatchError, StateError
 from monitor.logs import configure_logging
-from monitor.runtime import connect_redis, install_stop_signals
+from monitor.secretcheck import env_values, redact, world_readable_secrets
 from monitor.service import run_pollers
 from monitor.settings import Config
 
@@ -51,6 +55,13 @@ def load_or_exit(path: Path) -> Config:
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False)
         sys.exit(2)
+
+
+def warn_literal_secrets(path: Path) -> None:
+    """Log a warning when the config file is world-readable and holds literal secrets."""
+    warning = world_readable_secrets(path)
+    if warning:
+        structlog.get_logger("livewatch.config").warning(warning)
 
 
 def fail(exc: LivewatchError) -> None:
@@ -89,6 +100,11 @@ def check_config(path: Path) -> None:
     """Validate a configuration file; print a summary, or every problem (exit 2)."""
     config = load_or_exit(path)
     out = Console(highlight=False)
+    hidden = env_values(path)  # values from ${VAR} are printed as ${VAR}
+    warning = world_readable_secrets(path)
+    if warning:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold yellow]warning:[/] {warning}")
     enabled = sum(1 for f in config.feeds if f.enabled)
     redis = "embedded" if config.redis.embedded else "external"
     out.print(f"[green]OK[/] {path}: {len(config.feeds)} feeds ({enabled} enabled), "
@@ -96,7 +112,7 @@ def check_config(path: Path) -> None:
     table = Table("feed", "kind", "interval", "url", title="feeds")
     for feed in config.feeds:
         table.add_row(feed.name + ("" if feed.enabled else " (disabled)"), feed.kind,
-                      f"{config.interval(feed):g}s", feed.url)
+                      f"{config.interval(feed):g}s", redact(feed.url, hidden))
     out.print(table)
     rules = Table("rule", "any", "all", "none", "feeds", "channels", title="rules")
     for rule in config.rules:
@@ -106,7 +122,7 @@ def check_config(path: Path) -> None:
     channels = Table("channel", "type", "target", title="channels")
     for channel in config.channels:
         target = channel.url if channel.type == "webhook" else ", ".join(channel.to)
-        channels.add_row(channel.name, channel.type, target)
+        channels.add_row(channel.name, channel.type, redact(target, hidden))
     out.print(channels)
 
 
@@ -117,14 +133,50 @@ def poller(config_path: Path, log_format: str, log_level: str) -> None:
     """Run only the pollers (scale out: any number of pollers and workers share one Redis)."""
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
     config = load_or_exit(config_path)
+    warn_literal_secrets(config_path)
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        async with connect_redis(config) as client:
-            await run_pollers(config, client, stop)
+    async def role(config: Config, client: Any, stop: asyncio.Event, control: Control) -> None:
+        await run_pollers(config, client, stop, control=control)
 
     try:
-        asyncio.run(go())
+        asyncio.run(serve(config, config_path, role))
     except LivewatchError as exc:
         fail(exc)
+
+
+@main.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of tables.")
+def status(config_path: Path, as_json: bool) -> None:
+    """Show feeds, channels, workers and stream lag, read from Redis (exit 1 if unreachable)."""
+    import json
+
+    from monitor import status as st
+
+    config = load_or_exit(config_path)
+    url = st.redis_url(config)
+    if url is None:
+        fail(StateError(f"livewatch is not running: no embedded Redis URL in "
+                        f"{st.url_file(config)} (start `livewatch run`, or set redis.url)"))
+        return
+
+    async def go(url: str) -> dict[str, Any]:
+        client = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=3)
+        try:
+            return await st.collect(client, config)
+        except (RedisError, OSError) as exc:
+            raise StateError(f"cannot reach Redis at {st.redact(url)}: {exc}") from exc
+        finally:
+            await client.aclose()
+
+    try:
+        report = asyncio.run(go(url))
+    except LivewatchError as exc:
+        fail(exc)
+        return
+    if as_json:
+        click.echo(json.dumps({"redis": st.redact(url), **report}, indent=2))
+    else:
+        out = Console(highlight=False)
+        out.print(f"redis {st.redact(url)}")
+        st.render(report, out)

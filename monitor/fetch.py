@@ -1,15 +1,18 @@
-"""HTTP fetching of feeds: one shared `httpx.AsyncClient`, conditional GET, size cap, deadline.
+"""HTTP fetching of feeds: one shared `httpx.AsyncClient`, conditional GET, limits that hold.
 
 `Fetcher.fetch` returns a `FetchResult` or raises `FetchError` with a short reason; every
 httpx error is wrapped here (`raise … from e`), so callers handle one exception type.
 
 * **Conditional GET**: `etag` / `last_modified` are sent as `If-None-Match` /
   `If-Modified-Since`; a 304 gives a result with `not_modified=True` and no body.
-* **Size cap**: the body is streamed and the *decoded* bytes counted as they arrive; past
-  `max_body` the download stops ("response body exceeds N bytes"). The cap is checked per
-  decoded chunk, so one network read of a compression bomb may briefly decode to more.
+* **Size cap**: the raw body is streamed and decompressed here (gzip, deflate), a bounded
+  amount at a time (`zlib` `max_length`), so at most `max_body` + 1 decoded bytes ever exist
+  and a compression bomb stops at the cap ("response body exceeds N bytes"). The compressed
+  bytes are capped at `max_body` too. Other content codings are refused.
 * **Deadline**: `timeout` bounds the whole request (connect, redirects, headers and body), not
   just each read, so a server trickling bytes cannot hold a poll open.
+* **Redirects** are followed here: at most `max_redirects`, and a URL seen twice in one fetch is
+  a "redirect loop". Every hop connects through the network policy (`monitor.netpolicy`).
 * **Errors**: non-2xx/304 statuses give `FetchError("HTTP 503", status=503, retry_after=...)`
   with `Retry-After` (seconds or HTTP-date) parsed into seconds.
 """
@@ -20,17 +23,25 @@ import asyncio
 import hashlib
 import re
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
 from monitor.errors import FetchError
+from monitor.netpolicy import BlockedAddressError, NetworkPolicy, policy_transport
+
+if TYPE_CHECKING:
+    from monitor.settings import Config
 
 MAX_REDIRECTS = 10
+#: Content codings we decode ourselves (bounded); sent as `Accept-Encoding`.
+ACCEPT_ENCODING = "gzip, deflate"
 
 #: Feeds first, then JSON-LD/HTML (live-blog pages), then anything.
 ACCEPT = (
@@ -63,16 +74,32 @@ class FetchResult:
 
 
 class Fetcher:
-    """Fetches URLs through one pooled `httpx.AsyncClient`; use as an async context manager."""
+    """Fetches URLs through one pooled `httpx.AsyncClient`; use as an async context manager.
 
-    def __init__(self, *, user_agent: str, max_concurrency: int = 100) -> None:
+    `policy` decides which addresses may be connected to (default: any).
+    """
+
+    def __init__(self, *, user_agent: str, max_concurrency: int = 100,
+                 max_redirects: int = MAX_REDIRECTS,
+                 policy: NetworkPolicy | None = None) -> None:
+        limits = httpx.Limits(max_connections=max_concurrency,
+                              max_keepalive_connections=max_concurrency)
+        self.max_redirects = max_redirects
         self._client = httpx.AsyncClient(
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            limits=httpx.Limits(max_connections=max_concurrency,
-                                max_keepalive_connections=max_concurrency),
-            headers={"User-Agent": user_agent, "Accept": ACCEPT},
+            follow_redirects=False,
+            transport=policy_transport(policy or NetworkPolicy(), limits),
+            headers={"User-Agent": user_agent, "Accept": ACCEPT,
+                     "Accept-Encoding": ACCEPT_ENCODING},
         )
+
+    @classmethod
+    def from_config(cls, config: Config) -> Fetcher:
+        """A fetcher with the configuration's user agent, concurrency, redirects and policy."""
+        fetch = config.fetch
+        return cls(user_agent=config.defaults.user_agent,
+                   max_concurrency=config.defaults.max_concurrency,
+                   max_redirects=fetch.max_redirects,
+                   policy=NetworkPolicy.of(fetch.allow_private_networks, fetch.allow_hosts))
 
     async def fetch(self, url: str, *, timeout: float, max_body: int, etag: str | None = None,
                     last_modified: str | None = None,
@@ -92,11 +119,11 @@ class Fetcher:
             raise FetchError(f"timed out after {timeout:g}s") from e
         except httpx.TimeoutException as e:
             raise FetchError(f"timed out after {timeout:g}s ({_timeout_phase(e)})") from e
-        except httpx.TooManyRedirects as e:
-            raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})") from e
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
             raise FetchError(f"invalid URL {url!r}: {e}") from e
         except httpx.ConnectError as e:
+            if isinstance(e.__cause__, BlockedAddressError):
+                raise FetchError(str(e.__cause__)) from e
             raise FetchError(f"connection failed: {_short(e)}") from e
         except httpx.DecodingError as e:
             raise FetchError(f"could not decode response body: {_short(e)}") from e
@@ -106,28 +133,47 @@ class Fetcher:
     async def _fetch(self, url: str, headers: dict[str, str], timeout: float, max_body: int,
                      etag: str | None, last_modified: str | None,
                      started: float) -> FetchResult:
-        async with self._client.stream("GET", url, headers=headers,
-                                       timeout=timeout) as response:
-            status = response.status_code
-            if status == 304:
-                return FetchResult(
-                    url=str(response.url), status=status, body=None,
-                    content_type=response.headers.get("Content-Type"),
-                    etag=response.headers.get("ETag") or etag,
-                    last_modified=response.headers.get("Last-Modified") or last_modified,
-                    not_modified=True, elapsed=time.monotonic() - started,
-                    max_age=parse_max_age(response.headers))
-            if not 200 <= status < 300:
-                raise FetchError(f"HTTP {status}", status=status,
-                                 retry_after=parse_retry_after(response.headers.get("Retry-After")))
-            body = await _read_capped(response, max_body)
+        request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
+        seen = [str(request.url)]
+        while True:
+            response = await self._client.send(request, stream=True)
+            try:
+                next_request = response.next_request
+                if next_request is None:
+                    return await self._result(response, max_body, etag, last_modified, started)
+            finally:
+                await response.aclose()
+            target = str(next_request.url)
+            if target in seen:
+                raise FetchError("redirect loop: " + " -> ".join([*seen[seen.index(target):],
+                                                                  target]))
+            if len(seen) > self.max_redirects:
+                raise FetchError(f"too many redirects (more than {self.max_redirects})")
+            seen.append(target)
+            request = next_request
+
+    async def _result(self, response: httpx.Response, max_body: int, etag: str | None,
+                      last_modified: str | None, started: float) -> FetchResult:
+        status = response.status_code
+        if status == 304:
             return FetchResult(
-                url=str(response.url), status=status, body=body,
+                url=str(response.url), status=status, body=None,
                 content_type=response.headers.get("Content-Type"),
-                etag=response.headers.get("ETag"),
-                last_modified=response.headers.get("Last-Modified"),
-                not_modified=False, elapsed=time.monotonic() - started,
+                etag=response.headers.get("ETag") or etag,
+                last_modified=response.headers.get("Last-Modified") or last_modified,
+                not_modified=True, elapsed=time.monotonic() - started,
                 max_age=parse_max_age(response.headers))
+        if not 200 <= status < 300:
+            raise FetchError(f"HTTP {status}", status=status,
+                             retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        body = await read_capped(response, max_body)
+        return FetchResult(
+            url=str(response.url), status=status, body=body,
+            content_type=response.headers.get("Content-Type"),
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            not_modified=False, elapsed=time.monotonic() - started,
+            max_age=parse_max_age(response.headers))
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
@@ -141,21 +187,74 @@ class Fetcher:
         await self.aclose()
 
 
-async def _read_capped(response: httpx.Response, max_body: int) -> bytes:
-    """The decoded body, or FetchError as soon as more than `max_body` bytes have arrived."""
+async def read_capped(response: httpx.Response, max_body: int) -> bytes:
+    """The decoded body, or FetchError once more than `max_body` raw or decoded bytes arrive."""
     too_big = FetchError(f"response body exceeds {max_body} bytes", status=response.status_code)
-    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    codings = [c.strip().lower() for c in response.headers.get("Content-Encoding", "").split(",")
+               if c.strip() and c.strip().lower() != "identity"]
     length = response.headers.get("Content-Length", "")
-    if encoding == "identity" and length.isdigit() and int(length) > max_body:
+    if length.isdigit() and int(length) > max_body:
         raise too_big
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > max_body:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if len(codings) > 1 or (codings and codings[0] not in _DECODERS):
+        raise FetchError(f"unsupported Content-Encoding {', '.join(codings)!r}",
+                         status=response.status_code)
+    decoder = _Inflater(codings[0]) if codings else None
+    body = bytearray()
+    raw = 0
+    try:
+        async for chunk in response.aiter_raw():
+            raw += len(chunk)
+            if raw > max_body:
+                raise too_big
+            if decoder is None:
+                body += chunk
+            else:
+                decoder.feed(chunk, body, max_body)
+            if len(body) > max_body:
+                raise too_big
+        if decoder is not None:
+            decoder.finish()
+        return bytes(body)
+    finally:
+        body.clear()  # freed now, not when the error's traceback frames are collected
+
+
+#: Most bytes one inflate step produces (the cap bounds the total).
+_STEP = 256 * 1024
+_DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class _Inflater:
+    """Incremental gzip/deflate decoding that never produces more than it is allowed to."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self.wbits = _DECODERS[coding]
+        self.inflate = zlib.decompressobj(self.wbits)
+        self.started = False
+
+    def feed(self, data: bytes, out: bytearray, cap: int) -> None:
+        """Append the decoding of `data` to `out`, stopping once `out` is past `cap`."""
+        try:
+            while data and len(out) <= cap:
+                if self.inflate.eof:  # a second gzip member; other trailing bytes are ignored
+                    if self.coding == "deflate" or not data.startswith(b"\x1f\x8b"):
+                        return
+                    self.inflate = zlib.decompressobj(self.wbits)
+                if not self.started and self.coding == "deflate" and data[:1] != b"\x78":
+                    self.wbits = -zlib.MAX_WBITS  # raw deflate, as some servers send
+                    self.inflate = zlib.decompressobj(self.wbits)
+                self.started = True
+                out += self.inflate.decompress(data, min(cap + 1 - len(out), _STEP))
+                inflate = self.inflate
+                data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
+        except zlib.error as e:
+            raise httpx.DecodingError(f"invalid {self.coding} data: {e}") from e
+
+    def finish(self) -> None:
+        """Raise DecodingError for a stream cut short."""
+        if self.started and not self.inflate.eof:
+            raise httpx.DecodingError(f"truncated {self.coding} data")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

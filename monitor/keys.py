@@ -14,6 +14,8 @@ DEAD_EVENTS_STREAM = f"{PREFIX}:events:dead"
 CONSUMER_GROUP = "workers"
 #: Operator notices about sources (flood breaker tripped, feed failing, recovered).
 NOTICES_STREAM = f"{PREFIX}:notices"
+#: Hash: `{channel}:{outcome}` -> count of deliveries (`delivered`, `retry`, `dead`), for status.
+CHANNEL_STATS = f"{PREFIX}:stats:channels"
 
 
 def _feed(feed: str, suffix: str) -> str:
@@ -49,3 +51,18 @@ def health(feed: str) -> str:
 def delivered(alert_id: str) -> str:
     """String set once an alert has been delivered to its channel (with a TTL)."""
     return f"{PREFIX}:delivered:{alert_id}"
+
+
+def _group(rule: str, content: str, suffix: str) -> str:
+    return f"{PREFIX}:group:{{{rule}:{content}}}:{suffix}"
+
+
+def group_lead(rule: str, content: str) -> str:
+    """String (TTL = the rule's `group_across_feeds`): `feed|entry|version` of the event that
+    alerts for this content; copies from other feeds within the window are folded into it."""
+    return _group(rule, content, "lead")
+
+
+def group_sources(rule: str, content: str) -> str:
+    """Set (same TTL): names of the feeds that carried this content within the window."""
+    return _group(rule, content, "sources")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -11,9 +10,11 @@ from typing import Literal
 import structlog
 from redis.exceptions import RedisError
 
+from monitor import metrics
 from monitor.diff import Change, diff_entries
 from monitor.errors import FetchError, ParseError, StateError
 from monitor.fetch import Fetcher, FetchResult
+from monitor.limits import guarded_parse
 from monitor.models import Entry, Notice
 from monitor.settings import Config, FeedSettings
 from monitor.sources import parse_document
@@ -59,6 +60,7 @@ class Poller:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             outcome = await self._failed(feed, str(exc), retry_after)
         await self._log(outcome, time.monotonic() - started)
+        metrics.observe_poll(outcome)
         return outcome
 
     async def _failed(self, feed: FeedSettings, reason: str,
@@ -72,11 +74,13 @@ class Poller:
 
     async def _poll(self, feed: FeedSettings) -> PollOutcome:
         snapshot = await self.state.load(feed.name)
-        result = await self.fetcher.fetch(
-            feed.url, timeout=self.config.timeout(feed), max_body=self.config.defaults.max_body,
-            etag=snapshot.etag if snapshot.baselined else None,
-            last_modified=snapshot.last_modified if snapshot.baselined else None,
-            headers=feed.headers)
+        with metrics.FETCH_SECONDS.time():
+            result = await self.fetcher.fetch(
+                feed.url, timeout=self.config.timeout(feed),
+                max_body=self.config.defaults.max_body,
+                etag=snapshot.etag if snapshot.baselined else None,
+                last_modified=snapshot.last_modified if snapshot.baselined else None,
+                headers=feed.headers)
         # A page not parsed again is the one parsed before: its coverage end still holds.
         ended = snapshot.coverage_end is not None and snapshot.coverage_end < time.time()
         if result.not_modified:
@@ -92,9 +96,12 @@ class Poller:
     async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult,
                                 snapshot: Snapshot) -> PollOutcome:
         assert result.body is not None
-        document = await asyncio.to_thread(
-            parse_document, feed.kind, result.body, result.url, result.content_type,
-            feed.selectors)
+        limits = self.config.fetch
+        with metrics.PARSE_SECONDS.time():
+            document = await guarded_parse(
+                feed.name, limits.parse_timeout, parse_document, feed.kind, result.body,
+                result.url, result.content_type, feed.selectors,
+                max_entries=limits.max_entries, max_html_depth=limits.max_html_depth)
         if not document.entries and snapshot.fingerprints:
             raise ParseError(f"no entries found (had {len(snapshot.fingerprints)}): the page "
                              "may have changed shape or be behind a login or paywall")
@@ -142,7 +149,7 @@ class Poller:
         if coverage_end != snapshot.coverage_end:
             await self.state.set_meta(
                 feed.name, coverage_end="" if coverage_end is None else repr(coverage_end))
-        await self.state.record_success(feed.name, "ok")
+        await self.state.record_success(feed.name, "ok", kind=document.kind)
         ended = coverage_end is not None and coverage_end < time.time()
         return PollOutcome(
             feed.name, "baseline" if baseline else ("changed" if changes else "unchanged"),

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -32,6 +32,16 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
         yield
 
 
+def _publish_url(data_dir: Path, url: str) -> Callable[[], None]:
+    """Write the embedded server's URL to `data_dir/redis.url` (for `livewatch status`);
+    returns the function that removes it."""
+    target = data_dir / "redis.url"
+    temporary = target.with_suffix(".tmp")
+    temporary.write_text(url + "\n", encoding="utf-8")
+    temporary.replace(target)
+    return lambda: target.unlink(missing_ok=True)
+
+
 @contextlib.asynccontextmanager
 async def connect_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
     """A decoded-responses client for the configured Redis; starts the embedded one if asked."""
@@ -44,6 +54,7 @@ async def connect_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
             await asyncio.to_thread(server.start)
             stack.callback(server.stop)
             url = server.url
+            stack.callback(_publish_url(data_dir, url))
             await log.ainfo("embedded redis started", data_dir=str(server.data_dir),
                             port=server.port)
         client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)

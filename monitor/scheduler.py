@@ -48,21 +48,61 @@ class FeedScheduler:
                        max_interval=feed.max_interval or defaults.max_interval,
                        quiet_after=defaults.quiet_after, max_backoff=defaults.max_backoff)
 
+    @property
+    def running(self) -> bool:
+        """True between `start` and `shutdown`."""
+        return bool(self.scheduler.running)
+
     def start(self) -> None:
         """Add one job per enabled feed (first polls spread over the jitter) and start."""
-        now = datetime.now(UTC)
         for feed in self.config.feeds:
-            if not feed.enabled:
-                continue
-            interval = self.config.interval(feed)
-            jitter = self.config.jitter(feed)
-            self._pace[feed.name] = _Pace()
-            self.scheduler.add_job(
-                self._run, IntervalTrigger(seconds=interval, jitter=jitter or None),
-                args=[feed], id=feed.name, name=f"poll {feed.name}", max_instances=1,
-                coalesce=True, misfire_grace_time=max(1, int(interval)),
-                next_run_time=now + timedelta(seconds=random.uniform(0, min(jitter, 2.0))))
+            if feed.enabled:
+                self._add(feed)
         self.scheduler.start()
+
+    def _add(self, feed: FeedSettings) -> None:
+        interval = self.config.interval(feed)
+        jitter = self.config.jitter(feed)
+        self._pace[feed.name] = _Pace()
+        self.scheduler.add_job(
+            self._run, IntervalTrigger(seconds=interval, jitter=jitter or None),
+            args=[feed], id=feed.name, name=f"poll {feed.name}", max_instances=1,
+            coalesce=True, misfire_grace_time=max(1, int(interval)),
+            next_run_time=datetime.now(UTC) + timedelta(
+                seconds=random.uniform(0, min(jitter, 2.0))))
+
+    def reconcile(self, config: Config) -> dict[str, list[str]]:
+        """Make the jobs match `config`: add new feeds, drop removed or disabled ones, and
+        re-arm changed ones. Polls in flight finish with the settings they started with;
+        a feed's Redis state is never touched."""
+        old = self.config
+        before = {f.name: f for f in old.feeds if f.enabled}
+        after = {f.name: f for f in config.feeds if f.enabled}
+        self.config = config
+        self.poller.config = config
+        changed = sorted(
+            name for name in before.keys() & after.keys()
+            if (before[name], old.interval(before[name]), old.jitter(before[name]),
+                old.timeout(before[name]))
+            != (after[name], config.interval(after[name]), config.jitter(after[name]),
+                config.timeout(after[name])))
+        for name in before.keys() - after.keys():
+            if self.scheduler.get_job(name) is not None:
+                self.scheduler.remove_job(name)
+            self._pace.pop(name, None)
+        for name in sorted(after.keys() - before.keys()):
+            self._add(after[name])
+        for name in changed:
+            feed = after[name]
+            job = self.scheduler.get_job(name)
+            if job is None:
+                self._add(feed)
+                continue
+            job.modify(args=[feed])
+            interval, jitter = config.interval(feed), config.jitter(feed)
+            job.reschedule(IntervalTrigger(seconds=interval, jitter=jitter or None))
+        return {"added": sorted(after.keys() - before.keys()),
+                "removed": sorted(before.keys() - after.keys()), "changed": changed}
 
     async def _run(self, feed: FeedSettings) -> None:
         task = asyncio.current_task()
@@ -73,13 +113,16 @@ class FeedScheduler:
         finally:
             self.in_flight.discard(task)
         delay = self.delay_after(feed, outcome)
+        job = self.scheduler.get_job(feed.name)
+        if job is None:  # removed by a reload while polling
+            return
         if delay > self.config.interval(feed) + 1e-6:
-            job = self.scheduler.get_job(feed.name)
-            if job is not None:
-                delay += random.uniform(0, self.config.jitter(feed))
-                job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
-                if outcome.status == "error":
-                    await log.ainfo("poll backed off", feed=feed.name, delay_s=round(delay, 1))
+            delay += random.uniform(0, self.config.jitter(feed))
+            job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
+            if outcome.status == "error":
+                await log.ainfo("poll backed off", feed=feed.name, delay_s=round(delay, 1))
+        if job.next_run_time is not None:
+            await self.poller.state.set_next_poll(feed.name, job.next_run_time.timestamp())
 
     def delay_after(self, feed: FeedSettings, outcome: PollOutcome) -> float:
         """Seconds until the next poll of `feed`, given the outcome of the last one."""

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 import structlog
 
+from monitor import metrics
 from monitor.fetch import Fetcher
 from monitor.poller import Poller
 from monitor.scheduler import FeedScheduler
 from monitor.settings import Config
 from monitor.state import FeedState
+
+if TYPE_CHECKING:
+    from monitor.control import Control
 
 log = structlog.get_logger("livewatch.service")
 
@@ -23,12 +28,21 @@ def make_state(config: Config, client: aioredis.Redis) -> FeedState:
 
 
 async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Event,
-                      shutdown_timeout: float = 10.0) -> None:
-    """Poll every enabled feed on its schedule until `stop` is set."""
-    async with Fetcher(user_agent=config.defaults.user_agent,
-                       max_concurrency=config.defaults.max_concurrency) as fetcher:
+                      shutdown_timeout: float = 10.0, *, control: Control | None = None) -> None:
+    """Poll every enabled feed on its schedule until `stop` is set. With `control`, readiness
+    requires a running scheduler and a reload reconciles the jobs."""
+    async with Fetcher.from_config(config) as fetcher:
         scheduler = FeedScheduler(config, Poller(config, make_state(config, client), fetcher))
         scheduler.start()
+        if control is not None:
+            control.add_check("scheduler", lambda: None if scheduler.running else "stopped")
+
+            async def reload(new: Config) -> None:
+                jobs = scheduler.reconcile(new)
+                for feed in jobs["removed"]:
+                    metrics.forget_feed(feed)
+
+            control.on_reload(reload)
         enabled = sum(1 for feed in config.feeds if feed.enabled)
         await log.ainfo("pollers started", feeds=enabled)
         try:

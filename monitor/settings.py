@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from monitor import __version__
+from monitor.query import FIELDS, MatchField, QuerySyntaxError, parse_query, phrase_term
 from monitor.selectors import check_css, check_spec
 from monitor.textnorm import normalize_phrase
 
@@ -116,6 +117,22 @@ class Defaults(_Model):
     flood_threshold: Annotated[int, Field(ge=1)] = 50
 
 
+class FetchSettings(_Model):
+    """Limits on what one fetch may take and where it may connect (README "Security")."""
+
+    max_redirects: Annotated[int, Field(ge=0, le=50)] = 10
+    #: Entries read from one document (the first ones, as the document lists them).
+    max_entries: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    #: Parsing one document may take this long before the poll fails.
+    parse_timeout: Duration = 10.0
+    #: Element nesting an HTML page may have before it is refused unparsed.
+    max_html_depth: Annotated[int, Field(ge=64, le=100_000)] = 5000
+    #: False: refuse loopback, private, link-local, CGNAT, NAT64 … addresses (multi-tenant).
+    allow_private_networks: bool = True
+    #: Hosts (as written in feed URLs) exempt from the private-network check.
+    allow_hosts: list[str] = Field(default_factory=list)
+
+
 Selector = Annotated[str, AfterValidator(check_spec)]
 
 
@@ -162,8 +179,12 @@ class FeedSettings(_Model):
 
 
 def _phrase(value: str) -> str:
-    if not normalize_phrase(value):
+    if not normalize_phrase(value.strip().removesuffix("*")):
         raise ValueError(f"phrase {value!r} is empty once normalised")
+    try:
+        phrase_term(value)
+    except QuerySyntaxError as exc:
+        raise ValueError(exc.reason) from None
     return value
 
 
@@ -184,11 +205,38 @@ class RuleSettings(_Model):
     feeds: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     channels: list[str] = Field(min_length=1)
     events: list[Event] = Field(default_factory=lambda: list(EVENTS), min_length=1)
+    #: Boolean query (see README "Rule reference"); combined with the lists by AND.
+    query: str | None = None
+    case_sensitive: bool = False
+    #: Fields unscoped terms are looked for in (`title:`/`text:`/`author:` in a query override).
+    fields: list[MatchField] = Field(default_factory=lambda: list(FIELDS[:2]), min_length=1)
+    #: Diacritics-insensitive matching: "Zelenskyy" in a rule matches "Zelénskyy" and back.
+    ignore_diacritics: bool = False
+    #: One alert for the same text carried by several feeds within this window.
+    group_across_feeds: Duration | None = None
+
+    @field_validator("query")
+    @classmethod
+    def _parse_query(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            try:
+                parse_query(value)
+            except QuerySyntaxError as exc:
+                name = info.data.get("name", "?")
+                caret = exc.caret().replace("\n", "\n      ")
+                raise ValueError(f"rule {name!r}: query syntax error at column {exc.column}: "
+                                 f"{exc.reason}\n      {caret}") from None
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _distinct_fields(cls, value: list[MatchField]) -> list[MatchField]:
+        return [f for f in FIELDS if f in value]
 
     @model_validator(mode="after")
     def _needs_terms(self) -> RuleSettings:
-        if not self.any and not self.all:
-            raise ValueError("a rule needs at least one phrase in `any` or `all`")
+        if not self.any and not self.all and not self.query:
+            raise ValueError("a rule needs at least one phrase in `any` or `all`, or a `query`")
         return self
 
 
@@ -247,6 +295,8 @@ class WorkerSettings(_Model):
     retry_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     retry_backoff: Duration = 1.0
     retry_max_wait: Duration = 30.0
+    #: On SIGTERM, how long in-flight events may take before they are left pending.
+    shutdown_timeout: Duration = 20.0
 
 
 class StateSettings(_Model):
@@ -255,6 +305,30 @@ class StateSettings(_Model):
     max_entries_per_feed: Annotated[int, Field(ge=10, le=1_000_000)] = 2000
     stream_maxlen: Annotated[int, Field(ge=100)] = 100_000
     delivered_ttl: Duration = 30 * 86400.0
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port (e.g. 127.0.0.1:9108, 0.0.0.0:9108, [::1]:9108), "
+                         f"got {value!r}")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f"unbalanced brackets in {value!r}: write IPv6 hosts as [::1]:9108")
+    return value
+
+
+class HttpSettings(_Model):
+    """The operations endpoint (`/healthz`, `/readyz`, `/metrics`); off unless `listen` is set."""
+
+    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, IPv6 brackets removed; None when the endpoint is off."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class OperatorSettings(_Model):
@@ -269,12 +343,14 @@ class Config(_Model):
 
     redis: RedisSettings = Field(default_factory=RedisSettings)
     defaults: Defaults = Field(default_factory=Defaults)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
     feeds: list[FeedSettings] = Field(default_factory=list)
     rules: list[RuleSettings] = Field(default_factory=list)
     channels: list[ChannelSettings] = Field(default_factory=list)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     def feed(self, name: str) -> FeedSettings:
         """The feed called `name` (KeyError if none)."""

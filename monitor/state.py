@@ -6,6 +6,7 @@ script (see commit.lua), so a crash can neither lose nor duplicate an event.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Sequence
@@ -152,12 +153,19 @@ class FeedState:
         mapping: dict[Any, Any] = dict(fields)
         await self.client.hset(keys.meta(feed), mapping=mapping)
 
-    async def record_success(self, feed: str, status: str) -> None:
-        """Reset the failure streak after a good poll."""
+    async def record_success(self, feed: str, status: str, kind: str | None = None) -> None:
+        """Reset the failure streak after a good poll (and note the kind parsed, if any)."""
         now = time.time()
-        await self.client.hset(keys.health(feed), mapping={
-            "consecutive_failures": 0, "last_status": status, "last_error": "",
-            "last_poll": now, "last_success": now})
+        mapping: dict[Any, Any] = {"consecutive_failures": 0, "last_status": status,
+                                   "last_error": "", "last_poll": now, "last_success": now}
+        if kind:
+            mapping["kind"] = kind
+        await self.client.hset(keys.health(feed), mapping=mapping)
+
+    async def set_next_poll(self, feed: str, at: float) -> None:
+        """Note when the scheduler will poll `feed` next (shown by `livewatch status`)."""
+        with contextlib.suppress(RedisError):
+            await self.client.hset(keys.health(feed), "next_poll", at)
 
     async def record_failure(self, feed: str, reason: str) -> int:
         """Count a failed poll; returns the number of consecutive failures."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ class Document:
     delay: float = 0.0
     #: Seconds to pause between 64-byte pieces of the body (a server trickling its answer).
     trickle: float = 0.0
+    #: Size of each trickled piece (1: one byte at a time).
+    trickle_bytes: int = 64
     #: False: answer without an ETag (and never 304), like servers that send no validators.
     send_etag: bool = True
     #: Renders the body afresh for every request, given how many came before on this path
@@ -39,6 +42,11 @@ class Document:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that hung up (size caps and deadlines do that on purpose)."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Base:
@@ -117,27 +125,28 @@ class _FeedHandler(BaseHTTPRequestHandler):
             self._reply(304, b"", {"ETag": doc.etag, **doc.headers})
             return
         body = doc.body
-        if "gzip" in (self.headers.get("Accept-Encoding") or "") and doc.status == 200:
+        if ("gzip" in (self.headers.get("Accept-Encoding") or "") and doc.status == 200
+                and "Content-Encoding" not in doc.headers):  # else the body is encoded already
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
-        self._reply(doc.status, body, headers, doc.trickle)
+        self._reply(doc.status, body, headers, doc.trickle, doc.trickle_bytes)
 
     def _reply(self, status: int, body: bytes, headers: dict[str, str],
-               trickle: float = 0.0) -> None:
+               trickle: float = 0.0, piece: int = 64) -> None:
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if not trickle:
-            self.wfile.write(body)
-            return
         try:
-            for start in range(0, len(body), 64):
-                self.wfile.write(body[start:start + 64])
+            if not trickle:
+                self.wfile.write(body)
+                return
+            for start in range(0, len(body), piece):
+                self.wfile.write(body[start:start + piece])
                 self.wfile.flush()
                 time.sleep(trickle)
-        except OSError:  # the client gave up (as a deadline test expects)
+        except OSError:  # the client gave up (as deadline and size-cap tests expect)
             self.close_connection = True
 
 

@@ -18,14 +18,16 @@ from monitor import keys
 class Service:
     """`python -m monitor <args>` with logs captured to a file."""
 
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(self, args: list[str], log_path: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.args = args
         self.log_path = log_path
+        self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**(os.environ if self.env is None else self.env), "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "monitor", *self.args],
                                         stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -275,3 +276,150 @@ def test_rule_match_terms() -> None:
     hits = (Hit("a", "text", 0, 1), Hit("b", "title", 0, 1), Hit("a", "text", 3, 4))
     match = RuleMatch("r", hits)
     assert match.terms == frozenset({"a", "b"})
+
+
+# --- rule language and options: queries, NEAR, NOT, prefixes, regexes, fields, case, accents ---
+
+QUERY_RULES = [
+    rule("willing-prefix", any=["willing*"]),
+    rule("coalition-q", query='"coalition of the willing" AND (troops OR soldiers) -football'),
+    rule("near", query="(troops OR soldiers) NEAR/3 Ukraine"),
+    rule("near-phrase", query='"peace talks" NEAR/0 Geneva'),
+    rule("title-only", query="title:ceasefire"),
+    rule("author-q", query='author:"Jane Doe" AND sanctions'),
+    rule("fields-text", any=["embargo"], fields=["text"]),
+    rule("fields-author", any=["reuters"], fields=["author"]),
+    rule("regex", query="/zelensk(y|i)y?/"),
+    rule("regex-digits", query=r"/\b\d{2,3} (drones|missiles)\b/ AND launched"),
+    rule("cased", any=["US", "May"], case_sensitive=True),
+    rule("cased-prefix", any=["NATO*"], case_sensitive=True),
+    rule("accents", any=["Zelenskyy", "Pena Nieto"], ignore_diacritics=True),
+    rule("accents-strict", any=["Peña Nieto"]),
+    rule("or-none", query="(truce OR armistice) NOT (football OR cricket)"),
+    rule("and-list-q", all=["budget"], query="Chancellor OR Treasury"),
+    rule("stem-phrase", query='"coalition of the will"*'),
+]
+QUERY_MATCHER = Matcher(QUERY_RULES)
+
+QUERY_CASES = [
+    case("prefix-base", "They were willing to help", "willing-prefix"),
+    case("prefix-longer", "Their willingness surprised officials", "willing-prefix"),
+    case("prefix-no-left-part", "An unwilling partner"),
+    case("prefix-title-case", "", "willing-prefix", title="Willingly Done"),
+    case("q-all-parts", "The coalition of the willing will send troops.", "coalition-q",
+         "willing-prefix", "stem-phrase"),
+    case("q-soldiers", "Soldiers for the coalition of the willing", "coalition-q",
+         "willing-prefix", "stem-phrase"),
+    case("q-missing-and", "The coalition of the willing met.", "willing-prefix", "stem-phrase"),
+    case("q-not-veto", "Coalition of the willing troops watched football", "willing-prefix",
+         "stem-phrase"),
+    case("q-not-veto-title", "coalition of the willing troops", "willing-prefix",
+         "stem-phrase", title="Football"),
+    case("near-2-between", "Troops sent to Ukraine", "near"),
+    case("near-3-between", "Troops were sent to Ukraine", "near"),
+    case("near-4-between", "Troops have been sent to Ukraine"),
+    case("near-reversed", "Ukraine asked for more soldiers", "near"),
+    case("near-across-line-break", "troops\n\nin Ukraine", "near"),
+    case("near-across-fields", "in Ukraine", title="Troops"),
+    case("near-0-adjacent", "Peace talks Geneva summit", "near-phrase"),
+    case("near-0-one-between", "Peace talks in Geneva"),
+    case("title-scope-hit", "", "title-only", title="Ceasefire agreed"),
+    case("title-scope-text-miss", "A ceasefire was agreed", title="Gaza latest"),
+    case("author-scope", "New sanctions on oil", "author-q"),
+    case("author-scope-wrong-author", "New sanctions on oil"),
+    case("author-scope-in-text-miss", "Jane Doe reports new sanctions"),
+    case("fields-text-only", "An embargo on arms", "fields-text"),
+    case("fields-text-not-title", "", title="Arms embargo"),
+    case("fields-author", "", "fields-author"),
+    case("fields-author-not-text", "Reuters reports"),
+    case("regex-y", "President Zelenskyy said", "regex", "accents"),
+    case("regex-i", "President Zelenskiy said", "regex"),
+    case("regex-case-folded", "ZELENSKY SAID", "regex"),
+    case("regex-near-miss", "President Zelinsky said"),
+    case("regex-and", "Russia launched 120 drones overnight", "regex-digits"),
+    case("regex-and-missing", "Russia has 120 drones"),
+    case("cased-hit", "The US said", "cased"),
+    case("cased-lower-miss", "Tell us more"),
+    case("cased-title-case-miss", "Us and them"),
+    case("cased-may", "Theresa May spoke", "cased"),
+    case("cased-may-verb", "It may rain"),
+    case("cased-prefix-hit", "NATO's summit", "cased-prefix"),
+    case("cased-prefix-miss", "nato summit"),
+    case("accents-plain", "Zelenskyy spoke", "accents", "regex"),
+    case("accents-marked", "Zélenskyy spoke", "accents"),  # the regex needs a plain e
+    case("accents-marked-phrase", "Enrique Peña Nieto", "accents", "accents-strict"),
+    case("accents-strict-miss", "Enrique Pena Nieto", "accents"),
+    case("or-none-hit", "A truce was agreed", "or-none"),
+    case("or-none-veto", "A truce in the football row"),
+    case("lists-and-query", "The Chancellor's budget", "and-list-q"),
+    case("lists-and-query-miss", "The budget is out"),
+    case("stem-phrase-hit", "The coalition of the willingest", "willing-prefix", "stem-phrase"),
+    case("markup-in-query-term", clean_text("a <b>trea</b>ty and a <i>truce</i>"), "or-none"),
+    case("hyphen-in-query-term", "A cease-fire and a truce", "or-none"),
+]
+
+
+@pytest.mark.parametrize("c", QUERY_CASES, ids=[c.id for c in QUERY_CASES])
+def test_query_table(c: Case) -> None:
+    author = CASE_AUTHORS.get(c.id)
+    matches = QUERY_MATCHER.match(c.feed, c.title, c.text, author)
+    assert {m.rule for m in matches} == c.expected
+    for m in matches:  # every hit lies inside its field's text
+        for hit in m.hits:
+            source = {"title": c.title, "text": c.text, "author": author or ""}[hit.field]
+            assert 0 <= hit.start < hit.end <= len(source)
+
+
+CASE_AUTHORS = {"author-scope": "Jane Doe", "author-scope-wrong-author": "John Doe",
+                "fields-author": "Reuters staff"}
+
+
+def test_table_size() -> None:
+    assert len(CASES) + len(QUERY_CASES) >= 60
+
+
+def test_query_hits_are_labelled_and_placed() -> None:
+    text = "Zélenskyy: 120 drones launched; NATO's willingness"
+    matcher = Matcher([rule("r", query="/\\d+ drones/ AND launched AND willing* AND NATO",
+                            ignore_diacritics=True)])
+    (match,) = matcher.match("f", "", text)
+    assert [(h.term, text[h.start:h.end]) for h in match.hits] == [
+        ("/\\d+ drones/", "120 drones"), ("launched", "launched"), ("NATO", "NATO"),
+        ("willing*", "willing")]
+
+
+def test_accent_offsets_map_to_clean_text() -> None:
+    text = "Straße: Zélenskyy and  Zelenskyy"
+    (match,) = Matcher([rule("r", any=["zelenskyy"], ignore_diacritics=True)]).match("f", "", text)
+    assert [text[h.start:h.end] for h in match.hits] == ["Zélenskyy", "Zelenskyy"]
+
+
+def test_case_sensitive_offsets_after_expansion() -> None:
+    text = "Straße: the US said"
+    (match,) = Matcher([rule("r", any=["US"], case_sensitive=True)]).match("f", "", text)
+    assert [text[h.start:h.end] for h in match.hits] == ["US"]
+
+
+def test_not_only_terms_are_not_highlighted() -> None:
+    matcher = Matcher([rule("r", query="truce -football")])
+    assert matcher.match("f", "", "truce, football") == []
+    (match,) = matcher.match("f", "", "truce agreed")
+    assert match.terms == frozenset({"truce"})
+
+
+def test_pathological_regex_is_bounded() -> None:
+    matcher = Matcher([rule("slow", query=r"/(\w+\s?)+$/"),
+                       rule("fine", any=["drones"])])
+    text = "drones " + "a" * 20_000 + "!"
+    started = time.monotonic()
+    matches = matcher.match("f", "", text)
+    assert time.monotonic() - started < 2.0
+    assert [m.rule for m in matches] == ["fine"]  # the timeout counts as no match
+
+
+def test_alerts_for_sees_author() -> None:
+    matcher = Matcher([rule("a", query='author:"Jane Doe" sanctions')])
+    entry = Entry(id="1", url=None, title="", text="sanctions", author="Jane Doe")
+    ev = Event(kind="new", feed="f", feed_url="https://x.org", entry=entry,
+               version=entry.version, detected_at=0.0)
+    assert [m.rule for m in matcher.alerts_for(ev)] == ["a"]

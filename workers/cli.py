@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 
 import click
+import redis.asyncio as aioredis
 from rich.console import Console
 
-from monitor.cli import config_option, fail, load_or_exit, with_logging
+from monitor.cli import config_option, fail, load_or_exit, warn_literal_secrets, with_logging
+from monitor.control import Control, serve
 from monitor.errors import LivewatchError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
-from monitor.runtime import connect_redis, install_stop_signals
 from monitor.settings import Config
 from monitor.sources import parse_document
 from workers.match import Matcher
@@ -23,18 +24,17 @@ from workers.service import run_all, run_workers
 def _serve(config_path: Path, log_format: str, log_level: str, pollers: bool) -> None:
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
     config = load_or_exit(config_path)
+    warn_literal_secrets(config_path)
 
-    async def go() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        async with connect_redis(config) as client:
-            if pollers:
-                await run_all(config, client, stop)
-            else:
-                await run_workers(config, client, stop)
+    async def role(config: Config, client: aioredis.Redis, stop: asyncio.Event,
+                   control: Control) -> None:
+        if pollers:
+            await run_all(config, client, stop, control=control)
+        else:
+            await run_workers(config, client, stop, control=control)
 
     try:
-        asyncio.run(go())
+        asyncio.run(serve(config, config_path, role))
     except LivewatchError as exc:
         fail(exc)
 
@@ -63,8 +63,7 @@ async def _poll_once(config: Config, names: tuple[str, ...], out: Console) -> in
         return 2
     matcher = Matcher(config.rules)
     failures = 0
-    async with Fetcher(user_agent=config.defaults.user_agent,
-                       max_concurrency=config.defaults.max_concurrency) as fetcher:
+    async with Fetcher.from_config(config) as fetcher:
         for feed in feeds:
             out.rule(f"[bold]{feed.name}[/] {feed.url}")
             try:
@@ -91,7 +90,7 @@ async def _poll_once(config: Config, names: tuple[str, ...], out: Console) -> in
                           highlight=False)
                 text = entry.text if len(entry.text) <= 300 else entry.text[:300] + "…"
                 out.print("  " + text.replace("\n", " "), markup=False, highlight=False)
-                for match in matcher.match(feed.name, entry.title, entry.text):
+                for match in matcher.match(feed.name, entry.title, entry.text, entry.author):
                     terms = ", ".join(sorted(match.terms))
                     out.print(f"  [green]matches rule[/] {match.rule}: {terms}")
     return 1 if failures else 0

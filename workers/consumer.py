@@ -20,15 +20,16 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential, wait_random
 
-from monitor import keys
+from monitor import keys, metrics
 from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from monitor.models import Event, Notice
 from monitor.settings import Config
 from workers.channels import Channel
+from workers.grouping import CrossFeedGroups
 from workers.match import Matcher
 from workers.notices import OperatorNotice, make_notice
 from workers.render import Alert, make_alert
@@ -72,18 +73,36 @@ class Consumer:
 
     def __init__(self, config: Config, client: aioredis.Redis, channels: Mapping[str, Channel],
                  *, name: str | None = None, on_alert: AlertHook | None = None) -> None:
-        self.config = config
         self.client = client
-        self.channels = channels
-        self.matcher = Matcher(config.rules)
-        self.rules = {rule.name: rule for rule in config.rules}
+        #: Channels a reload removed or replaced, kept for deliveries already under way.
+        self.retired: dict[str, Channel] = {}
+        self.channels: Mapping[str, Channel] = {}
+        self.reconfigure(config, channels)
         self.name = name or default_consumer_name()
         self.on_alert = on_alert
-        self.settings = config.workers
+        #: `time.monotonic()` of the last turn of `run`'s loop (readiness).
+        self.last_loop: float | None = None
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         #: alert id -> (lock, number of deliveries using it); see `deliver`.
         self._sending: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    def reconfigure(self, config: Config, channels: Mapping[str, Channel]) -> None:
+        """Swap configuration, rules and channels at once (no await: atomic for the event
+        loop). An event being handled finishes with the rules it started with; a channel that
+        is gone stays usable (`retired`) for its deliveries already under way."""
+        matcher = Matcher(config.rules)
+        groups = CrossFeedGroups(self.client, config.rules)
+        self.retired.update({n: c for n, c in self.channels.items() if channels.get(n) is not c})
+        self.config, self.settings, self.channels = config, config.workers, channels
+        self.matcher, self.groups = matcher, groups
+        self.rules = {rule.name: rule for rule in config.rules}
+
+    def alive(self, within: float = 30.0) -> bool:
+        """True while `run` loops (or waits for free slots with events in flight)."""
+        if self.last_loop is None:
+            return False
+        return time.monotonic() - self.last_loop < within or bool(self._tasks)
 
     async def ensure_group(self) -> None:
         """Create the streams and their consumer group if they do not exist."""
@@ -92,18 +111,42 @@ class Consumer:
                 await self.client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0",
                                                 mkstream=True)
 
+    async def _leave(self) -> None:
+        """After a clean stop, drop this consumer from the group unless it still owns pending
+        events (so `livewatch status` lists live workers and those with unfinished work)."""
+        with contextlib.suppress(RedisError):
+            for stream in STREAMS:
+                mine: Any = await self.client.xpending_range(
+                    stream, keys.CONSUMER_GROUP, min="-", max="+", count=1,
+                    consumername=self.name)
+                if not mine:
+                    await self.client.xgroup_delconsumer(stream, keys.CONSUMER_GROUP, self.name)
+
     async def run(self, stop: asyncio.Event, block: float = 1.0) -> None:
-        """Consume until `stop` is set, then wait for in-flight events (they stay pending if
-        cut short, for another worker to claim)."""
+        """Consume until `stop` is set, then wait up to `workers.shutdown_timeout` for
+        in-flight events; those cut short stay pending (unacknowledged) for another worker."""
         await self.ensure_group()
+        for stream in STREAMS:  # listed by `status` from the start, not after a first read
+            await self.client.xgroup_createconsumer(stream, keys.CONSUMER_GROUP, self.name)
         last_claim = 0.0
-        while not stop.is_set():
-            if time.monotonic() - last_claim >= min(self.settings.claim_idle / 2, 30.0):
-                await self.reclaim()
-                last_claim = time.monotonic()
-            await self._read(block)
+        try:
+            while not stop.is_set():
+                self.last_loop = time.monotonic()
+                if time.monotonic() - last_claim >= min(self.settings.claim_idle / 2, 30.0):
+                    await self.reclaim()
+                    last_claim = time.monotonic()
+                await self._read(block)
+        finally:
+            self.last_loop = None
         if self._tasks:
-            await asyncio.wait(self._tasks)
+            _done, late = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+                await log.awarning("stopped with events in flight; left pending",
+                                   events=len(late))
+        await self._leave()
 
     async def run_until_empty(self) -> None:
         """Burst mode: handle everything readable now (including stale pending), then return."""
@@ -177,6 +220,7 @@ class Consumer:
                       maxlen=self.config.state.stream_maxlen, approximate=True)
             pipe.xack(stream, keys.CONSUMER_GROUP, message_id)
             await pipe.execute()
+        metrics.DEAD_LETTERED.labels(stream).inc()
         await log.aerror("message dead-lettered", stream=stream, message_id=message_id,
                          error=error)
 
@@ -228,9 +272,13 @@ class Consumer:
     async def handle(self, event: Event) -> None:
         """Match one event and deliver its alerts to every channel of every matching rule.
         Raises if any delivery still needs a retry (the event then stays pending)."""
-        await self._deliver_all([make_alert(event, match, channel)
-                                 for match in self.matcher.alerts_for(event)
-                                 for channel in self.rules[match.rule].channels])
+        matcher, groups, rules = self.matcher, self.groups, self.rules  # one config throughout
+        admitted = await groups.admit(event, matcher.alerts_for(event))
+        for match, _sources in admitted:
+            metrics.MATCHES.labels(match.rule).inc()
+        await self._deliver_all([make_alert(event, match, channel, sources)
+                                 for match, sources in admitted
+                                 for channel in rules[match.rule].channels])
 
     async def _deliver_all(self, items: list[Alert | OperatorNotice]) -> None:
         results = await asyncio.gather(*(self.deliver(item) for item in items),
@@ -260,8 +308,9 @@ class Consumer:
     async def _deliver(self, alert: Alert | OperatorNotice) -> None:
         done_key = keys.delivered(alert.id)
         if await self.client.exists(done_key):
+            metrics.observe_delivery(alert.channel, "duplicate")
             return
-        channel = self.channels[alert.channel]
+        channel = self.channels.get(alert.channel) or self.retired[alert.channel]
         ids = _log_ids(alert)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.retry_attempts),
@@ -274,6 +323,8 @@ class Consumer:
                     try:
                         await channel.send(alert)
                     except DeliveryError as exc:
+                        await self._count(alert.channel, "retry" if exc.retryable else "dead",
+                                          started)
                         await log.awarning("delivery attempt failed", error=exc.reason,
                                            attempt=attempt.retry_state.attempt_number,
                                            retryable=exc.retryable, **ids)
@@ -285,13 +336,22 @@ class Consumer:
             await self.client.xadd(keys.DEAD_EVENTS_STREAM, record,
                                    maxlen=self.config.state.stream_maxlen, approximate=True)
             await self.client.set(done_key, "dead", ex=int(self.config.state.delivered_ttl))
+            metrics.DEAD_LETTERED.labels("alerts").inc()
             await log.aerror("delivery failed permanently; dead-lettered", error=exc.reason, **ids)
             return
+        elapsed = time.monotonic() - started
         await self.client.set(done_key, str(time.time()), ex=int(self.config.state.delivered_ttl))
-        await log.ainfo("delivered", elapsed_ms=round((time.monotonic() - started) * 1000, 1),
-                        **ids)
+        await self._count(alert.channel, "delivered", started, elapsed)
+        await log.ainfo("delivered", elapsed_ms=round(elapsed * 1000, 1), **ids)
         if self.on_alert is not None and isinstance(alert, Alert):
             self.on_alert(alert)
+
+    async def _count(self, channel: str, outcome: str, started: float,
+                     elapsed: float | None = None) -> None:
+        """Record one delivery attempt: metrics, and the per-channel counts `status` shows."""
+        metrics.observe_delivery(channel, outcome, elapsed or time.monotonic() - started)
+        with contextlib.suppress(RedisError):
+            await self.client.hincrby(keys.CHANNEL_STATS, f"{channel}:{outcome}", 1)
 
 
 def _log_ids(item: Alert | OperatorNotice) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""Pure rule matching: every phrase of every rule in one Aho-Corasick automaton, then a
-whole-word check, then each rule's any/all/none logic. No I/O.
+"""Pure rule matching: every literal term of every rule in one Aho-Corasick automaton
+(`workers.scan`), a whole-word check, then each hit rule's boolean tree (`workers.query`:
+any/all/none lists and the `query`). No I/O.
 
 Matching runs on the match form of the clean text (`monitor.textnorm.match_form`): quotes, dashes,
 spaces and case are unified, so "Coalition of the  willing" matches `coalition of the willing`.
@@ -14,13 +15,12 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Literal
 
-import ahocorasick_rs
-
 from monitor.models import Event
 from monitor.settings import RuleSettings
-from monitor.textnorm import match_form, normalize_phrase
+from workers.query import CompiledRule, compile_rule, rule_hits, run
+from workers.scan import FIELD_NAMES, RANK, Scan, Scanner
 
-Field = Literal["title", "text"]
+Field = Literal["title", "text", "author"]
 Span = tuple[int, int]
 ELLIPSIS = "…"
 _WHITESPACE = re.compile(r"\s+")
@@ -49,114 +49,72 @@ class RuleMatch:
         return frozenset(hit.term for hit in self.hits)
 
 
-@dataclass(frozen=True, slots=True)
-class _Rule:
-    name: str
-    feeds: tuple[str, ...]
-    events: frozenset[str]
-    any: frozenset[int]
-    all: frozenset[int]
-    none: frozenset[int]
-    terms: dict[int, str]  # positive phrase index -> the phrase as written in the rule
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    phrase: int
-    field: Field
-    start: int
-    end: int
-
-
-def _is_word(char: str) -> bool:
-    return char.isalnum() or char == "_"
-
-
 class Matcher:
     """Rules compiled once; `match` and `alerts_for` are pure and safe to share between tasks."""
 
     def __init__(self, rules: Sequence[RuleSettings]) -> None:
-        index: dict[str, int] = {}
+        self.scanner = Scanner()
+        self.rules: tuple[CompiledRule, ...] = tuple(
+            compile_rule(i, rule, self.scanner) for i, rule in enumerate(rules))
+        self.scanner.build()
+        self._by_name = {r.name: r for r in self.rules}
+        self._uses_author = any(RANK["author"] in ranks
+                                for r in self.rules for ranks in r.ranks.values())
+        # term id -> the rules where it is positive (not under a NOT). A rule none of whose
+        # positive terms occurs cannot match (queries that match empty text are rejected), so
+        # only rules hit by a positive term are evaluated.
+        users: dict[int, list[int]] = {}
+        for r in self.rules:
+            for term_id in {p[0] for p in r.positive}:
+                users.setdefault(term_id, []).append(r.index)
+        self._users = {t: tuple(rs) for t, rs in users.items()}
+        self._regex_rules = frozenset(r.index for r in self.rules if r.has_regex)
+        self._by_feed: dict[str, frozenset[int]] = {}
 
-        def intern(phrases: Iterable[str]) -> dict[int, str]:
-            out: dict[int, str] = {}
-            for phrase in phrases:
-                norm = normalize_phrase(phrase)
-                if norm:
-                    out.setdefault(index.setdefault(norm, len(index)), phrase)
-            return out
+    def rule(self, name: str) -> CompiledRule:
+        """The compiled rule called `name` (KeyError if none)."""
+        return self._by_name[name]
 
-        compiled: list[_Rule] = []
-        for rule in rules:
-            any_, all_, none = intern(rule.any), intern(rule.all), intern(rule.none)
-            compiled.append(_Rule(
-                name=rule.name, feeds=tuple(rule.feeds), events=frozenset(rule.events),
-                any=frozenset(any_), all=frozenset(all_), none=frozenset(none),
-                terms={**all_, **any_}))
-        self._rules: tuple[_Rule, ...] = tuple(compiled)
-        self._phrases = list(index)
-        # Whether each phrase starts / ends with a word character (then it needs a boundary).
-        self._edges = [(_is_word(p[0]), _is_word(p[-1])) for p in self._phrases]
-        self._automaton = (ahocorasick_rs.AhoCorasick(
-            self._phrases, matchkind=ahocorasick_rs.MatchKind.Standard)
-            if self._phrases else None)
-        self._by_feed: dict[str, tuple[_Rule, ...]] = {}
-
-    def _rules_for(self, feed: str) -> tuple[_Rule, ...]:
+    def _rules_for(self, feed: str) -> frozenset[int]:
         rules = self._by_feed.get(feed)
         if rules is None:
-            rules = tuple(r for r in self._rules
-                          if any(fnmatchcase(feed, pattern) for pattern in r.feeds))
+            rules = frozenset(r.index for r in self.rules
+                              if any(fnmatchcase(feed, pattern) for pattern in r.feeds))
             if len(self._by_feed) < 10_000:
                 self._by_feed[feed] = rules
         return rules
 
-    def _find(self, field: Field, clean: str) -> list[_Found]:
-        """Whole-word occurrences of every phrase in one field, as clean-text offsets."""
-        if self._automaton is None or not clean:
+    def scan(self, title: str, text: str, author: str | None = None) -> Scan:
+        """Scan clean title, text (and author, when a rule looks at it) once for all rules."""
+        texts = (title, text, author or "") if self._uses_author else (title, text)
+        return Scan(self.scanner, texts, self.scanner.scan(texts))
+
+    def _evaluate(self, allowed: frozenset[int], scan: Scan) -> list[RuleMatch]:
+        """The rules among `allowed` that match `scan`, in configuration order."""
+        candidates: set[int] = set(self._regex_rules)
+        users = self._users
+        for term_id in scan.found:
+            hit_rules = users.get(term_id)
+            if hit_rules is not None:
+                candidates.update(hit_rules)
+        if not candidates:
             return []
-        form, offsets = match_form(clean)
-        found: list[_Found] = []
-        for phrase, start, end in self._automaton.find_matches_as_indexes(form, overlapping=True):
-            needs_left, needs_right = self._edges[phrase]
-            if needs_left and start > 0 and _is_word(form[start - 1]):
-                continue
-            if needs_right and end < len(form) and _is_word(form[end]):
-                continue
-            if offsets is not None:
-                start, end = offsets[start], offsets[end - 1] + 1
-            found.append(_Found(phrase, field, start, end))
-        found.sort(key=lambda f: (f.start, f.end))
-        return found
-
-    def _scan(self, title: str, text: str) -> list[_Found]:
-        return self._find("title", title) + self._find("text", text)
-
-    @staticmethod
-    def _evaluate(rules: Iterable[_Rule], found: Sequence[_Found]) -> list[RuleMatch]:
-        """Apply each rule's any/all/none logic to `found` (title hits first, then by offset)."""
-        by_phrase: dict[int, list[int]] = {}
-        for position, item in enumerate(found):
-            by_phrase.setdefault(item.phrase, []).append(position)
-        present = set(by_phrase)
         matches: list[RuleMatch] = []
-        for rule in rules:
-            if rule.none & present or not rule.all <= present:
-                continue
-            if rule.any and not rule.any & present:
-                continue
-            positions = sorted(p for phrase in rule.terms for p in by_phrase.get(phrase, ()))
-            hits = tuple(Hit(rule.terms[found[p].phrase], found[p].field, found[p].start,
-                             found[p].end) for p in positions)
-            matches.append(RuleMatch(rule.name, hits))
+        for index in sorted(candidates.intersection(allowed)):
+            rule = self.rules[index]
+            if run(rule, rule.program, scan):
+                hits = tuple(Hit(label, FIELD_NAMES[rank], start, end)
+                             for label, (rank, start, end) in rule_hits(rule, scan))
+                matches.append(RuleMatch(rule.name, hits))
         return matches
 
-    def match(self, feed: str, title: str, text: str) -> list[RuleMatch]:
+    def match(self, feed: str, title: str, text: str,
+              author: str | None = None) -> list[RuleMatch]:
         """The rules for `feed` that match this clean title and text, in configuration order."""
-        rules = self._rules_for(feed)
-        if not rules:
+        allowed = self._rules_for(feed)
+        if not allowed:
             return []
-        return self._evaluate(rules, self._scan(title, text))
+        return self._evaluate(allowed, self.scan(title, text, author))
 
     def alerts_for(self, event: Event) -> list[RuleMatch]:
         """The matches that should alert for `event`.
@@ -167,19 +125,20 @@ class Matcher:
         no previous text recorded the match counts as new; a missing previous title or text
         falls back to the current one.
         """
-        rules = [r for r in self._rules_for(event.feed) if event.kind in r.events]
-        if not rules:
+        allowed = frozenset(i for i in self._rules_for(event.feed)
+                            if event.kind in self.rules[i].events)
+        if not allowed:
             return []
         entry = event.entry
-        matches = self._evaluate(rules, self._scan(entry.title, entry.text))
+        matches = self._evaluate(allowed, self.scan(entry.title, entry.text, entry.author))
         if event.kind != "updated" or not matches or (
                 event.previous_title is None and event.previous_text is None):
             return matches
-        matched = {m.rule for m in matches}
+        matched = frozenset(self._by_name[m.rule].index for m in matches)
         previous_title = entry.title if event.previous_title is None else event.previous_title
         previous_text = entry.text if event.previous_text is None else event.previous_text
         before = {m.rule: m.terms for m in self._evaluate(
-            (r for r in rules if r.name in matched), self._scan(previous_title, previous_text))}
+            matched, self.scan(previous_title, previous_text, entry.author))}
         return [m for m in matches if m.rule not in before or not m.terms <= before[m.rule]]
 
 

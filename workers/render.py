@@ -45,15 +45,21 @@ class Alert:
     rule: str
     channel: str
     match: RuleMatch
+    #: Feeds that carried this text (rules with `group_across_feeds`); empty otherwise.
+    sources: tuple[str, ...] = ()
 
 
-def make_alert(event: Event, match: RuleMatch, channel: str) -> Alert:
+def make_alert(event: Event, match: RuleMatch, channel: str,
+               sources: tuple[str, ...] = ()) -> Alert:
     """The alert for `match` on `channel`; its id is the same on every retry and re-handling."""
     ident = alert_id(event.feed, event.entry.id, match.rule, channel, event.version)
-    return Alert(id=ident, event=event, rule=match.rule, channel=channel, match=match)
+    return Alert(id=ident, event=event, rule=match.rule, channel=channel, match=match,
+                 sources=sources)
 
 
 def _field_text(event: Event, hit: Hit) -> str:
+    if hit.field == "author":
+        return event.entry.author or ""
     return event.entry.title if hit.field == "title" else event.entry.text
 
 
@@ -86,6 +92,7 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
                   "updated": _iso(entry.updated), "text": entry.text},
         "matches": matches,
         "detected_at": detected_at(alert).isoformat(),
+        **({"sources": list(alert.sources)} if alert.sources else {}),
     }
 
 
@@ -132,6 +139,8 @@ def _facts(alert: Alert) -> list[tuple[str, str]]:
     event, entry = alert.event, alert.event.entry
     facts = [("Rule", alert.rule), ("Matched", ", ".join(sorted(alert.match.terms))),
              ("Feed", event.feed), ("Event", _EVENT_NAMES.get(event.kind, event.kind))]
+    if len(alert.sources) > 1:
+        facts.append(("Carried by", ", ".join(alert.sources)))
     if entry.author:
         facts.append(("Author", entry.author))
     for label, value in (("Published", entry.published), ("Updated", entry.updated)):

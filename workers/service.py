@@ -9,36 +9,74 @@ import httpx
 import redis.asyncio as aioredis
 import structlog
 
+from monitor.control import Control
 from monitor.service import run_pollers
-from monitor.settings import Config
-from workers.channels import build_channel
+from monitor.settings import ChannelSettings, Config
+from workers.channels import Channel, build_channel
 from workers.consumer import AlertHook, Consumer
 
 log = structlog.get_logger("livewatch.service")
 
 
+class _Channels:
+    """The channels built from a configuration; a reload rebuilds only those that changed."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self.built: dict[str, tuple[ChannelSettings, Channel]] = {}
+        self.every: list[Channel] = []  # closed at exit, including replaced ones
+
+    def update(self, config: Config) -> dict[str, Channel]:
+        built = {}
+        for settings in config.channels:
+            old = self.built.get(settings.name)
+            if old is not None and old[0] == settings:
+                built[settings.name] = old
+            else:
+                channel = build_channel(settings, self.http)
+                self.every.append(channel)
+                built[settings.name] = (settings, channel)
+        self.built = built
+        return {name: channel for name, (_, channel) in built.items()}
+
+    async def aclose(self) -> None:
+        for channel in self.every:
+            with contextlib.suppress(Exception):
+                await channel.aclose()
+
+
 async def run_workers(config: Config, client: aioredis.Redis, stop: asyncio.Event,
-                      on_alert: AlertHook | None = None) -> None:
-    """Consume the entries stream until `stop` is set; in-flight events finish first."""
+                      on_alert: AlertHook | None = None, *,
+                      control: Control | None = None) -> None:
+    """Consume the entries stream until `stop` is set; in-flight events finish first (within
+    `workers.shutdown_timeout`). With `control`, readiness requires a live consumer loop and a
+    reload swaps rules and channels between messages."""
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        channels = {c.name: build_channel(c, http) for c in config.channels}
+        channels = _Channels(http)
         try:
-            consumer = Consumer(config, client, channels, on_alert=on_alert)
+            consumer = Consumer(config, client, channels.update(config), on_alert=on_alert)
+            if control is not None:
+                control.add_check("consumer", lambda: None if consumer.alive() else
+                                  "consumer loop not running")
+
+                async def reload(new: Config) -> None:
+                    consumer.reconfigure(new, channels.update(new))
+
+                control.on_reload(reload)
             await log.ainfo("worker started", consumer=consumer.name, rules=len(config.rules),
-                            channels=len(channels))
+                            channels=len(config.channels))
             await consumer.run(stop)
         finally:
-            for channel in channels.values():
-                with contextlib.suppress(Exception):
-                    await channel.aclose()
+            await channels.aclose()
             await log.ainfo("worker stopped")
 
 
 async def run_all(config: Config, client: aioredis.Redis, stop: asyncio.Event,
-                  on_alert: AlertHook | None = None) -> None:
+                  on_alert: AlertHook | None = None, *,
+                  control: Control | None = None) -> None:
     """Pollers and workers in one process (the default `livewatch run`)."""
-    tasks = [asyncio.create_task(run_pollers(config, client, stop)),
-             asyncio.create_task(run_workers(config, client, stop, on_alert))]
+    tasks = [asyncio.create_task(run_pollers(config, client, stop, control=control)),
+             asyncio.create_task(run_workers(config, client, stop, on_alert, control=control))]
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     for task in done:
         if task.exception() is not None:

@@ -10,16 +10,23 @@ else it is a ParseError telling the operator to configure `kind: html` with `sel
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Literal
 
 from monitor.errors import ParseError
 from monitor.settings import SelectorSettings
-from monitor.sources.base import PageInfo, ParsedDocument, Source, SourceOptions, html_tree
+from monitor.sources.base import (
+    MAX_ENTRIES,
+    MAX_HTML_DEPTH,
+    PageInfo,
+    ParsedDocument,
+    Source,
+    SourceOptions,
+    html_tree,
+)
 from monitor.sources.feeds import FeedSource, parse_feed
 from monitor.sources.html import HtmlSource, select_entries
-from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries
+from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries, load_json
 from monitor.sources.liveblog import LiveBlogSource, parse_live_blog
 
 __all__ = ["SOURCES", "PageInfo", "ParsedDocument", "Source", "SourceOptions", "parse_document",
@@ -40,14 +47,19 @@ _HTML_STARTS = ("<!doctype html", "<html", "<head", "<body", "<meta ", "<meta>",
 
 
 def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
-                   selectors: SelectorSettings | None = None) -> ParsedDocument:
+                   selectors: SelectorSettings | None = None, *,
+                   max_entries: int = MAX_ENTRIES,
+                   max_html_depth: int = MAX_HTML_DEPTH) -> ParsedDocument:
     """Parse `body` as `kind` ("auto" detects it); raise ParseError if it is not that.
 
-    `selectors` are the feed's (`kind: html`, or `auto` for pages without live-blog JSON-LD).
+    `selectors` are the feed's (`kind: html`, or `auto` for pages without live-blog JSON-LD);
+    at most `max_entries` entries are read, and HTML nested deeper than `max_html_depth` is
+    refused.
     """
     if not body.strip():
         raise ParseError("empty document")
-    options = SourceOptions(selectors=selectors)
+    options = SourceOptions(selectors=selectors, max_entries=max_entries,
+                            max_html_depth=max_html_depth)
     if kind != "auto":
         source = SOURCES.get(kind)
         if source is None:
@@ -106,29 +118,27 @@ def _skip_prolog(head: str) -> str:
 
 def _auto_json(body: bytes, url: str, content_type: str | None,
                options: SourceOptions) -> ParsedDocument:
-    try:
-        data: Any = json.loads(body)
-    except ValueError as e:
-        raise ParseError(f"invalid JSON: {e}") from e
+    data: Any = load_json(body)
     if not is_json_feed(data):
         raise ParseError("not a feed (JSON without a https://jsonfeed.org/version/ `version`)")
-    return ParsedDocument("jsonfeed", json_feed_entries(data, url))
+    return ParsedDocument("jsonfeed", json_feed_entries(data, url, options.max_entries))
 
 
 def _auto_xml(body: bytes, url: str, content_type: str | None,
               options: SourceOptions) -> ParsedDocument:
-    kind, entries = parse_feed(body, url, content_type)
+    kind, entries = parse_feed(body, url, content_type, options.max_entries)
     return ParsedDocument(kind, entries)
 
 
 def _auto_html(body: bytes, url: str, content_type: str | None,
                options: SourceOptions) -> ParsedDocument:
-    tree = html_tree(body, content_type)
-    live = parse_live_blog(tree, url)
+    tree = html_tree(body, content_type, options.max_html_depth)
+    live = parse_live_blog(tree, url, options.max_entries)
     if live is not None:
         return live
     if options.selectors is not None:
-        return ParsedDocument("html", select_entries(tree, url, options.selectors))
+        return ParsedDocument("html", select_entries(tree, url, options.selectors,
+                                                     options.max_entries))
     raise ParseError(
         "not a feed and no live blog (looks like an HTML page without schema.org "
         "LiveBlogPosting JSON-LD); to read it, set `kind: html` and `selectors` for this feed "

@@ -14,16 +14,22 @@ from selectolax.lexbor import LexborHTMLParser
 
 from monitor.models import Entry
 from monitor.settings import SelectorSettings
+from monitor.sources.guards import check_html
 
-#: Entries kept per document; live blogs rarely carry more than a few hundred.
+#: Entries kept per document by default (`fetch.max_entries`); live blogs rarely carry more
+#: than a few hundred.
 MAX_ENTRIES = 1000
+#: Default HTML nesting limit (`fetch.max_html_depth`).
+MAX_HTML_DEPTH = 5000
 
 
 @dataclass(frozen=True)
 class SourceOptions:
-    """Per-feed settings a source may need (only `kind: html` uses any so far)."""
+    """Per-feed settings a source may need, and the limits every source applies."""
 
     selectors: SelectorSettings | None = None
+    max_entries: int = MAX_ENTRIES
+    max_html_depth: int = MAX_HTML_DEPTH
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,8 @@ class Source(Protocol):
         ...
 
 
-def unique_entries(candidates: Iterable[Entry | None]) -> list[Entry]:
-    """The first entry of each id, skipping Nones, at most MAX_ENTRIES (read lazily)."""
+def unique_entries(candidates: Iterable[Entry | None], limit: int = MAX_ENTRIES) -> list[Entry]:
+    """The first entry of each id, skipping Nones, at most `limit` (read lazily)."""
     entries: list[Entry] = []
     seen: set[str] = set()
     for entry in candidates:
@@ -65,7 +71,7 @@ def unique_entries(candidates: Iterable[Entry | None]) -> list[Entry]:
             continue
         seen.add(entry.id)
         entries.append(entry)
-        if len(entries) >= MAX_ENTRIES:
+        if len(entries) >= limit:
             break
     return entries
 
@@ -106,8 +112,10 @@ def decode_html(body: bytes, content_type: str | None) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-def html_tree(body: bytes, content_type: str | None) -> LexborHTMLParser:
-    """The parsed page."""
+def html_tree(body: bytes, content_type: str | None,
+              max_depth: int = MAX_HTML_DEPTH) -> LexborHTMLParser:
+    """The parsed page; ParseError, unparsed, if it is nested deeper than `max_depth`."""
+    check_html(body, max_depth)
     return LexborHTMLParser(decode_html(body, content_type))
 
 

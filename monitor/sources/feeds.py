@@ -24,6 +24,7 @@ import feedparser
 from monitor.errors import ParseError
 from monitor.models import Entry
 from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions, unique_entries
+from monitor.sources.guards import check_xml, trim_xml_entries
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
 
@@ -47,11 +48,18 @@ class FeedSource:
     def parse(self, body: bytes, url: str, content_type: str | None,
               options: SourceOptions) -> ParsedDocument:
         """Entries of an RSS or Atom document."""
-        return ParsedDocument(self.kind, parse_feed(body, url, content_type)[1])
+        return ParsedDocument(self.kind,
+                              parse_feed(body, url, content_type, options.max_entries)[1])
 
 
-def parse_feed(body: bytes, url: str, content_type: str | None) -> tuple[str, list[Entry]]:
-    """Return ("rss" | "atom", entries) for an RSS or Atom document; ParseError otherwise."""
+def parse_feed(body: bytes, url: str, content_type: str | None,
+               max_entries: int = MAX_ENTRIES) -> tuple[str, list[Entry]]:
+    """Return ("rss" | "atom", entries) for an RSS or Atom document; ParseError otherwise.
+
+    A DTD declaring entities is refused and items past `max_entries` are cut before parsing
+    (`monitor.sources.guards`)."""
+    check_xml(body)
+    body = trim_xml_entries(body, max_entries)
     headers = {"content-location": url, "content-type": content_type or "application/xml"}
     parsed: Any = feedparser.parse(body, response_headers=headers)
     raw_entries: list[Any] = parsed.entries
@@ -64,7 +72,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None) -> tuple[str, li
             raise ParseError(f"malformed feed: {_describe(error)}")
     if not raw_entries and not version:
         raise ParseError("not a feed (no RSS or Atom root element)")
-    entries = unique_entries(_entry(raw) for raw in raw_entries)
+    entries = unique_entries((_entry(raw) for raw in raw_entries), max_entries)
     return ("atom" if version.startswith("atom") else "rss"), entries
 
 

@@ -21,6 +21,7 @@ from monitor.models import Entry
 from monitor.selectors import split_spec
 from monitor.settings import SelectorSettings
 from monitor.sources.base import (
+    MAX_ENTRIES,
     ParsedDocument,
     SourceOptions,
     html_tree,
@@ -42,14 +43,17 @@ class HtmlSource:
         """Entries selected from the page; ParseError without `options.selectors`."""
         if options.selectors is None:
             raise ParseError("`kind: html` needs `selectors` (at least `item`) in the feed")
-        tree = html_tree(body, content_type)
-        return ParsedDocument(self.kind, select_entries(tree, url, options.selectors))
+        tree = html_tree(body, content_type, options.max_html_depth)
+        return ParsedDocument(self.kind, select_entries(tree, url, options.selectors,
+                                                        options.max_entries))
 
 
-def select_entries(tree: LexborHTMLParser, url: str, selectors: SelectorSettings) -> list[Entry]:
-    """The entries of a parsed page (first of each id kept, at most MAX_ENTRIES)."""
+def select_entries(tree: LexborHTMLParser, url: str, selectors: SelectorSettings,
+                   max_entries: int = MAX_ENTRIES) -> list[Entry]:
+    """The entries of a parsed page (first of each id kept, at most `max_entries`)."""
     base = page_base(tree, url)
-    return unique_entries(_entry(item, base, selectors) for item in tree.css(selectors.item))
+    return unique_entries((_entry(item, base, selectors) for item in tree.css(selectors.item)),
+                          max_entries)
 
 
 def _entry(item: LexborNode, base: str, sel: SelectorSettings) -> Entry | None:

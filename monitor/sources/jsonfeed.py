@@ -15,6 +15,7 @@ from urllib.parse import urljoin
 from monitor.errors import ParseError
 from monitor.models import Entry
 from monitor.sources.base import (
+    MAX_ENTRIES,
     ParsedDocument,
     SourceOptions,
     parse_datetime,
@@ -34,14 +35,21 @@ class JsonFeedSource:
     def parse(self, body: bytes, url: str, content_type: str | None,
               options: SourceOptions) -> ParsedDocument:
         """Entries of a JSON Feed; ParseError for invalid JSON or another JSON document."""
-        try:
-            data: Any = json.loads(body)
-        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-            raise ParseError(f"invalid JSON: {e}") from e
+        data = load_json(body)
         if not is_json_feed(data) and not (isinstance(data, dict)
                                            and isinstance(data.get("items"), list)):
             raise ParseError("not a JSON Feed (no `version` and no `items` list)")
-        return ParsedDocument(self.kind, json_feed_entries(data, url))
+        return ParsedDocument(self.kind, json_feed_entries(data, url, options.max_entries))
+
+
+def load_json(body: bytes) -> Any:
+    """The decoded JSON document; ParseError if invalid or nested too deeply."""
+    try:
+        return json.loads(body)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise ParseError(f"invalid JSON: {e}") from e
+    except RecursionError as e:
+        raise ParseError("JSON nested too deeply; not parsed") from e
 
 
 def is_json_feed(data: Any) -> bool:
@@ -49,14 +57,15 @@ def is_json_feed(data: Any) -> bool:
     return isinstance(data, dict) and str(data.get("version", "")).startswith(VERSION_PREFIX)
 
 
-def json_feed_entries(data: dict[str, Any], url: str) -> list[Entry]:
-    """Entries of a decoded JSON Feed (first of each id kept, at most MAX_ENTRIES)."""
+def json_feed_entries(data: dict[str, Any], url: str,
+                      max_entries: int = MAX_ENTRIES) -> list[Entry]:
+    """Entries of a decoded JSON Feed (first of each id kept, at most `max_entries`)."""
     items = data.get("items")
     if not isinstance(items, list):
         raise ParseError("JSON Feed has no `items` list")
     feed_authors = _authors(data)
-    return unique_entries(_entry(item, url, feed_authors) for item in items
-                          if isinstance(item, dict))
+    return unique_entries((_entry(item, url, feed_authors) for item in items
+                           if isinstance(item, dict)), max_entries)
 
 
 def _entry(item: dict[str, Any], base: str, feed_authors: str | None) -> Entry:

@@ -5,7 +5,8 @@ Real sites serve broken JSON-LD, so a block that `json` rejects is repaired in a
 removed; JavaScript comments, trailing commas and invalid backslash escapes are dropped; raw
 control characters inside strings are accepted; a block that is HTML-escaped as a whole
 (`{&quot;@type&quot;: …}`) is unescaped; several values in one block (`{…}{…}`, `{…};`) are all
-read. A block beyond repair is skipped; the other blocks are still used.
+read. A block beyond repair is skipped; the other blocks are still used. So is a block nested
+deeper than the interpreter's recursion limit (~1,000 levels).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _decode_all(text: str) -> list[Any] | None:
             return values or None
         try:
             value, pos = _DECODER.raw_decode(text, pos)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             return None
         values.append(value)
 

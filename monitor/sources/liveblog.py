@@ -49,13 +49,15 @@ class LiveBlogSource:
     def parse(self, body: bytes, url: str, content_type: str | None,
               options: SourceOptions) -> ParsedDocument:
         """Updates of the page's live blogs; ParseError if it describes none."""
-        document = parse_live_blog(html_tree(body, content_type), url)
+        document = parse_live_blog(html_tree(body, content_type, options.max_html_depth), url,
+                                   options.max_entries)
         if document is None:
             raise ParseError("no schema.org LiveBlogPosting in the page's JSON-LD")
         return document
 
 
-def parse_live_blog(tree: LexborHTMLParser, url: str) -> ParsedDocument | None:
+def parse_live_blog(tree: LexborHTMLParser, url: str,
+                    max_entries: int = MAX_ENTRIES) -> ParsedDocument | None:
     """The live blog of a parsed page, or None when its JSON-LD has no LiveBlogPosting."""
     blogs = [node for value in json_ld_blocks(tree) for node in nodes(value)
              if LIVE_BLOG_TYPE in types_of(node)]
@@ -63,7 +65,8 @@ def parse_live_blog(tree: LexborHTMLParser, url: str) -> ParsedDocument | None:
         return None
     base = page_base(tree, url)
     updates = [update for blog in blogs for update in _updates(blog)]
-    return ParsedDocument("liveblog", _entries(updates, base, url), _page_info(blogs[0]))
+    return ParsedDocument("liveblog", _entries(updates, base, url, max_entries),
+                          _page_info(blogs[0]))
 
 
 def _updates(blog: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,7 +79,8 @@ def _updates(blog: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _entries(updates: list[dict[str, Any]], base: str, page_url: str) -> list[Entry]:
+def _entries(updates: list[dict[str, Any]], base: str, page_url: str,
+             max_entries: int) -> list[Entry]:
     drafts = [_draft(update, base) for update in updates]
     page = canonical_url(urldefrag(page_url)[0])
     # An id naming updates of different content (a CMS that gives each the page URL) is no id.
@@ -95,7 +99,7 @@ def _entries(updates: list[dict[str, Any]], base: str, page_url: str) -> list[En
             continue
         seen.add(ident)
         entries.append(replace(draft.entry, id=ident))
-        if len(entries) >= MAX_ENTRIES:
+        if len(entries) >= max_entries:
             break
     return entries
 

@@ -1,0 +1,180 @@
+"""Which addresses a fetch may connect to, enforced when the connection is opened.
+
+With `fetch.allow_private_networks: false`, a fetch may not reach loopback, private (RFC 1918,
+IPv6 ULA), link-local (including the cloud metadata address 169.254.169.254), CGNAT, NAT64,
+unspecified, multicast or reserved addresses. The check runs in the httpcore network backend:
+the host is resolved once, *every* address it resolves to is checked, and the connection goes
+to a checked address, never to a second resolution. Each redirect hop opens its own connection,
+so it is checked too, and DNS rebinding (a name that resolves differently the second time)
+cannot get around it. Hosts in `fetch.allow_hosts` (as written in URLs) are exempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpcore
+import httpx
+from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Blocked networks and why (more specific first; checked after IPv4-mapped/NAT64 unwrapping).
+BLOCKED_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.ip_network(net), why) for net, why in (
+        ("0.0.0.0/8", "unspecified"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "carrier-grade NAT"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "IETF protocol assignments"),
+        ("192.0.2.0/24", "documentation"),
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("64:ff9b::/96", "NAT64"),
+        ("64:ff9b:1::/48", "NAT64"),
+        ("100::/64", "discard-only"),
+        ("2001:db8::/32", "documentation"),
+        ("fc00::/7", "unique local (private)"),
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local"),
+        ("ff00::/8", "multicast"),
+    ))
+
+
+def blocked_reason(address: str | IPAddress) -> str | None:
+    """Why `address` is not a public unicast address ("loopback", "private", …), else None.
+
+    IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible, 6to4 and NAT64 addresses are judged by the
+    IPv4 address they carry as well.
+    """
+    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    for net, why in BLOCKED_NETWORKS:
+        if ip.version == net.version and ip in net:
+            return why
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is None and int(ip) >> 32 == 0 and int(ip) > 1:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)  # IPv4-compatible ::a.b.c.d
+        if embedded is not None:
+            return blocked_reason(embedded)
+    return None
+
+
+class BlockedAddressError(httpcore.ConnectError):
+    """A connection the network policy refused (httpx wraps it in `httpx.ConnectError`)."""
+
+    def __init__(self, host: str, address: str, why: str) -> None:
+        self.host = host
+        self.address = address
+        self.why = why
+        target = address if host == address else f"{host} ({address})"
+        super().__init__(f"blocked private address: {target} is {why}; "
+                         "set fetch.allow_private_networks or fetch.allow_hosts to allow it")
+
+
+@dataclass(frozen=True)
+class NetworkPolicy:
+    """`allow_private`: no checks at all. `allow_hosts`: host names or IP literals, as written
+    in URLs, that may resolve to anything."""
+
+    allow_private: bool = True
+    allow_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, allow_private: bool, allow_hosts: Iterable[str] = ()) -> NetworkPolicy:
+        """A policy with host names normalised (lower case, no brackets, no trailing dot)."""
+        return cls(allow_private, frozenset(_norm_host(h) for h in allow_hosts))
+
+    def check(self, host: str, addresses: Iterable[str]) -> None:
+        """Raise BlockedAddressError unless every address `host` resolved to is allowed."""
+        if self.allow_private or _norm_host(host) in self.allow_hosts:
+            return
+        for address in addresses:
+            why = blocked_reason(address.split("%", 1)[0])  # drop an IPv6 zone id
+            if why is not None:
+                raise BlockedAddressError(host, address, why)
+
+
+class PolicyBackend(AsyncNetworkBackend):
+    """An httpcore network backend that resolves, checks and then connects to the checked
+    address (so a second DNS answer cannot differ from the one checked)."""
+
+    def __init__(self, inner: AsyncNetworkBackend, policy: NetworkPolicy) -> None:
+        self._inner = inner
+        self._policy = policy
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                          ) -> AsyncNetworkStream:
+        if self._policy.allow_private:
+            return await self._inner.connect_tcp(host, port, timeout, local_address,
+                                                 socket_options)
+        addresses = await _resolve(host, port, timeout)
+        self._policy.check(host, addresses)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(address, port, timeout, local_address,
+                                                     socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                                  ) -> AsyncNetworkStream:
+        raise httpcore.ConnectError("unix sockets are not allowed by the network policy")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def policy_transport(policy: NetworkPolicy, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections go through `PolicyBackend`; proxies from the
+    environment are not used (they would connect on our behalf, unchecked)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    pool = transport._pool  # httpx does not expose the network backend; httpcore >= 1.0 has it
+    pool._network_backend = PolicyBackend(pool._network_backend, policy)
+    return transport
+
+
+async def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """Every address of `host` (an IP literal is itself), in resolver order, deduplicated."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+    except OSError as exc:
+        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+    found: list[str] = []
+    for *_, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address not in found:
+            found.append(address)
+    if not found:
+        raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
+    return found
+
+
+def _norm_host(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()

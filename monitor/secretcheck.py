@@ -1,0 +1,81 @@
+"""Secrets in the configuration file: spot literal ones in a world-readable file, and redact
+values that came from `${VAR}` out of anything printed.
+
+Secret fields are a webhook channel's `secret` and an email channel's `smtp.password`; both are
+pydantic `SecretStr`, so they print as `**********`. Other values can still carry a secret from
+the environment (a token in a URL): `redact` replaces every substituted value with `${NAME}`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+#: Shorter values are too common to redact meaningfully ("1", "true").
+_MIN_REDACT = 4
+
+
+def _raw(path: Path) -> Any:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
+def literal_secret_fields(raw: Any) -> list[str]:
+    """Paths of secret fields holding a literal value rather than a `${VAR}` reference."""
+    found: list[str] = []
+    channels = raw.get("channels") if isinstance(raw, dict) else None
+    for index, channel in enumerate(channels if isinstance(channels, list) else []):
+        if not isinstance(channel, dict):
+            continue
+        smtp = channel.get("smtp")
+        candidates = [(f"channels[{index}].secret", channel.get("secret"))]
+        if isinstance(smtp, dict):
+            candidates.append((f"channels[{index}].smtp.password", smtp.get("password")))
+        for where, value in candidates:
+            if value not in (None, "") and not (isinstance(value, str) and _VAR.search(value)):
+                found.append(where)
+    return found
+
+
+def world_readable_secrets(path: str | Path) -> str | None:
+    """A warning when `path` is readable by every user and holds literal secrets, else None."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not mode & stat.S_IROTH:
+        return None
+    fields = literal_secret_fields(_raw(path))
+    if not fields:
+        return None
+    return (f"{path} is world-readable (mode {stat.S_IMODE(mode):o}) and holds literal secrets "
+            f"in {', '.join(fields)}: use ${{VAR}} references to environment variables, or "
+            f"chmod o-r {path}")
+
+
+def env_values(path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Value -> `${NAME}` for every environment variable the file references and that is set."""
+    env = os.environ if env is None else env
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return {env[name]: f"${{{name}}}" for name in _VAR.findall(text)
+            if len(env.get(name, "")) >= _MIN_REDACT}
+
+
+def redact(text: str, values: Mapping[str, str]) -> str:
+    """`text` with every value of `values` replaced by its `${NAME}` (longest first)."""
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, values[value])
+    return text
