@@ -175,3 +175,15 @@ def test_empty_match_renders() -> None:
     alert = make_alert(make_event(), RuleMatch("coalition", ()), "editors")
     assert webhook_payload(alert)["matches"] == []
     assert set(parts(email_message(alert, EMAIL))) == {"text/plain", "text/html"}
+
+
+def test_webhook_payload_drops_non_http_entry_links() -> None:
+    from monitor.models import Entry, Event
+    from workers.match import Hit, RuleMatch
+    from workers.render import make_alert, webhook_payload
+
+    entry = Entry(id="x", url="javascript:alert(1)", title="t", text="coalition")
+    event = Event(kind="new", feed="f", feed_url="https://example.org/f", entry=entry,
+                  version=entry.version, detected_at=1.0)
+    alert = make_alert(event, RuleMatch("r", (Hit("coalition", "text", 0, 9),)), "c")
+    assert webhook_payload(alert)["entry"]["url"] is None

@@ -87,7 +87,7 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
         "event": event.kind,
         "rule": alert.rule,
         "feed": {"name": event.feed, "url": event.feed_url},
-        "entry": {"id": entry.id, "url": entry.url, "title": entry.title,
+        "entry": {"id": entry.id, "url": safe_link(entry.url), "title": entry.title,
                   "author": entry.author, "published": _iso(entry.published),
                   "updated": _iso(entry.updated), "text": entry.text},
         "matches": matches,
