@@ -131,13 +131,18 @@ def check_config(path: Path) -> None:
 @with_logging
 def poller(config_path: Path, log_format: str, log_level: str) -> None:
     """Run only the pollers (scale out: any number of pollers and workers share one Redis)."""
-    configure_logging(log_format, log_level)  # type: ignore[arg-type]
-    config = load_or_exit(config_path)
-    warn_literal_secrets(config_path)
 
     async def role(config: Config, client: Any, stop: asyncio.Event, control: Control) -> None:
         await run_pollers(config, client, stop, control=control)
 
+    serve_role(config_path, log_format, log_level, role)
+
+
+def serve_role(config_path: Path, log_format: str, log_level: str, role: Any) -> None:
+    """Set up logging, load the config (exit 2 if invalid), and serve `role` until stopped."""
+    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    config = load_or_exit(config_path)
+    warn_literal_secrets(config_path)
     try:
         asyncio.run(serve(config, config_path, role))
     except LivewatchError as exc:

@@ -10,8 +10,13 @@ import click
 import redis.asyncio as aioredis
 from rich.console import Console
 
-from monitor.cli import config_option, fail, load_or_exit, warn_literal_secrets, with_logging
-from monitor.control import Control, serve
+from monitor.cli import (
+    config_option,
+    load_or_exit,
+    serve_role,
+    with_logging,
+)
+from monitor.control import Control
 from monitor.errors import LivewatchError
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
@@ -22,10 +27,6 @@ from workers.service import run_all, run_workers
 
 
 def _serve(config_path: Path, log_format: str, log_level: str, pollers: bool) -> None:
-    configure_logging(log_format, log_level)  # type: ignore[arg-type]
-    config = load_or_exit(config_path)
-    warn_literal_secrets(config_path)
-
     async def role(config: Config, client: aioredis.Redis, stop: asyncio.Event,
                    control: Control) -> None:
         if pollers:
@@ -33,10 +34,7 @@ def _serve(config_path: Path, log_format: str, log_level: str, pollers: bool) ->
         else:
             await run_workers(config, client, stop, control=control)
 
-    try:
-        asyncio.run(serve(config, config_path, role))
-    except LivewatchError as exc:
-        fail(exc)
+    serve_role(config_path, log_format, log_level, role)
 
 
 @click.command("run")
