@@ -12,6 +12,7 @@ from aiosmtpd.handlers import Message as _MessageHandler
 from servers import FeedServer, WebhookReceiver
 
 from monitor.embedded import EmbeddedRedis, free_port
+from monitor.fetch import Fetcher
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +73,13 @@ def smtp_server() -> Iterator[SmtpServer]:
     server.controller.start()
     yield server
     server.controller.stop()
+
+
+@pytest.fixture
+async def fetcher() -> AsyncIterator[Fetcher]:
+    """A real Fetcher with a test User-Agent."""
+    async with Fetcher(user_agent="livewatch-test/1.0", max_concurrency=8) as f:
+        yield f
 
 
 @pytest.fixture

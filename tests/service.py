@@ -13,6 +13,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from monitor import keys
+from monitor.fetch import Fetcher
+from monitor.models import Event
+from monitor.poller import Poller
+from monitor.service import make_state
+from monitor.settings import Config
 
 
 class Service:
@@ -81,3 +86,13 @@ async def stream_idle(client: aioredis.Redis) -> bool:
 
 async def baselined(client: aioredis.Redis, feed: str) -> bool:
     return await client.hget(keys.meta(feed), "baselined") == "1"
+
+
+def poller_for(config: Config, client: aioredis.Redis, fetcher: Fetcher) -> Poller:
+    """A Poller over real Redis state and a real Fetcher."""
+    return Poller(config, make_state(config, client), fetcher)
+
+
+async def events(client: aioredis.Redis) -> list[Event]:
+    """Every event on the entries stream, oldest first."""
+    return [Event.decode(f["event"]) for _, f in await client.xrange(keys.EVENTS_STREAM)]

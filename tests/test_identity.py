@@ -6,26 +6,25 @@ failure, and the cadence after live-blog outcomes. No mocks, no sleeps."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
 from feeds import Item, Update, live_page, login_wall, rss
 from servers import FeedServer
+from service import events, poller_for
 from structlog.testing import capture_logs
 
 from monitor import keys
 from monitor.config_loader import parse_config
 from monitor.fetch import Fetcher
-from monitor.models import Event, Notice
+from monitor.models import Notice
 from monitor.poller import Poller, PollOutcome
 from monitor.scheduler import FeedScheduler
 from monitor.service import make_state
 from monitor.settings import Config
 from monitor.textnorm import content_hash
 
-UA = "livewatch-test/1.0"
 PATH = "/live.rss"
 PAGE = "/live/summit"
 HTML = "text/html; charset=utf-8"
@@ -51,18 +50,6 @@ feeds:
 """)
 
 
-@pytest.fixture
-async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher(user_agent=UA, max_concurrency=8) as f:
-        yield f
-
-
-def poller_for(config: Config, client: aioredis.Redis, fetcher: Fetcher) -> Poller:
-    return Poller(config, make_state(config, client), fetcher)
-
-
-async def events(client: aioredis.Redis) -> list[Event]:
-    return [Event.decode(f["event"]) for _, f in await client.xrange(keys.EVENTS_STREAM)]
 
 
 async def notices(client: aioredis.Redis) -> list[Notice]:

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from feeds import Item, rss
 from servers import FeedServer
+from service import events, poller_for
 
 from monitor import keys
 from monitor.cadence import backoff_delay
 from monitor.config_loader import parse_config
 from monitor.embedded import free_port
 from monitor.fetch import Fetcher
-from monitor.models import Event
 from monitor.poller import Poller
 from monitor.service import make_state
 from monitor.settings import Config
 
-UA = "livewatch-test/1.0"
 PATH = "/live.rss"
 
 ITEMS = [Item("p1", "Doors open", "<p>Delegates are arriving.</p>", 1),
@@ -38,18 +36,6 @@ feeds:
 """)
 
 
-@pytest.fixture
-async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher(user_agent=UA, max_concurrency=8) as f:
-        yield f
-
-
-def poller_for(config: Config, client: aioredis.Redis, fetcher: Fetcher) -> Poller:
-    return Poller(config, make_state(config, client), fetcher)
-
-
-async def events(client: aioredis.Redis) -> list[Event]:
-    return [Event.decode(f["event"]) for _, f in await client.xrange(keys.EVENTS_STREAM)]
 
 
 def request_headers(server: FeedServer, path: str = PATH) -> list[dict[str, str]]:
