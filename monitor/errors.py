@@ -80,3 +80,8 @@ class PermanentDeliveryError(DeliveryError):
     """Delivery cannot succeed by retrying (client error, rejected address)."""
 
     retryable = False
+
+
+class ChannelGoneError(PermanentDeliveryError):
+    """The destination no longer exists (HTTP 410 Gone): the channel is disabled until an
+    operator re-enables it, and the operator is told."""

@@ -48,9 +48,38 @@ def health(feed: str) -> str:
     return _feed(feed, "health")
 
 
-def delivered(alert_id: str) -> str:
-    """String set once an alert has been delivered to its channel (with a TTL)."""
-    return f"{PREFIX}:delivered:{alert_id}"
+#: Delivery outbox keys share the hash tag `{outbox}`: one slot, so its scripts are atomic.
+_OUTBOX = f"{PREFIX}:{{outbox}}"
+#: Sorted set: delivery id -> when it is next due (queued), or when its sender's lease ends.
+OUTBOX_DUE = f"{_OUTBOX}:due"
+#: Sorted set: delivery id -> when it was queued (the most recent, for `alerts list`).
+OUTBOX_RECENT = f"{_OUTBOX}:recent"
+#: Sorted set: delivery id -> when it was dead-lettered.
+OUTBOX_DEAD = f"{_OUTBOX}:dead"
+#: Hash: channel -> JSON {reason, at, fingerprint} of channels disabled after HTTP 410.
+DISABLED_CHANNELS = f"{_OUTBOX}:disabled"
+#: Set: channels with held (digest, rate-limited, quiet-hours) deliveries.
+HELD_CHANNELS = f"{_OUTBOX}:held"
+
+
+def delivery(delivery_id: str) -> str:
+    """Hash: one delivery (item JSON, channel, state, attempts, times, last error)."""
+    return f"{_OUTBOX}:d:{delivery_id}"
+
+
+def held(channel: str) -> str:
+    """List: ids of deliveries held for the channel's next digest, oldest first."""
+    return f"{_OUTBOX}:held:{channel}"
+
+
+def hold(channel: str) -> str:
+    """Hash: `due` (when the held deliveries go out as one digest), `since`, `reasons`."""
+    return f"{_OUTBOX}:hold:{channel}"
+
+
+def rate(channel: str, window: str) -> str:
+    """Counter (expiring): deliveries sent at once to `channel` in rate-limit window `window`."""
+    return f"{_OUTBOX}:rate:{channel}:{window}"
 
 
 def _group(rule: str, content: str, suffix: str) -> str:

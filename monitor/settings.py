@@ -195,6 +195,9 @@ EVENTS: tuple[Event, ...] = ("new", "updated")
 Phrases = list[Annotated[str, AfterValidator(_phrase)]]
 
 
+Severity = Literal["low", "normal", "urgent"]
+
+
 class RuleSettings(_Model):
     """A keyword rule: alert when an `any` phrase (or every `all` phrase) appears, no `none` one."""
 
@@ -214,6 +217,8 @@ class RuleSettings(_Model):
     ignore_diacritics: bool = False
     #: One alert for the same text carried by several feeds within this window.
     group_across_feeds: Duration | None = None
+    #: `urgent` alerts skip digests, rate limits and quiet hours; `low`/`normal` do not.
+    severity: Severity = "normal"
 
     @field_validator("query")
     @classmethod
@@ -240,10 +245,72 @@ class RuleSettings(_Model):
         return self
 
 
-class WebhookChannelSettings(_Model):
-    """POST signed JSON (Standard Webhooks) to `url`."""
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|m|h|d)\s*$")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_rate(value: object) -> object:
+    """`20/h` -> (20, 3600.0); `100/10m` -> (100, 600.0). Anything else is left to pydantic."""
+    if isinstance(value, str):
+        match = _RATE.match(value)
+        if not match:
+            raise ValueError(f"invalid rate {value!r}: use COUNT/UNIT such as 20/h or 100/10m")
+        count, span = int(match.group(1)), float(match.group(2) or 1)
+        if count < 1 or span <= 0:
+            raise ValueError(f"invalid rate {value!r}: count and period must be positive")
+        return (count, span * _DURATION_UNITS[match.group(3)])
+    return value
+
+
+Rate = Annotated[tuple[int, float], BeforeValidator(parse_rate)]
+
+
+def _check_clock(value: str) -> str:
+    if not _CLOCK.match(value):
+        raise ValueError(f"expected a time of day HH:MM (24-hour), got {value!r}")
+    return value
+
+
+def _check_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                         f"Europe/London)") from None
+    return value
+
+
+class QuietHours(_Model):
+    """A daily window (local time in `timezone`) when non-urgent alerts wait for a digest sent
+    at its end. `start` after `end` spans midnight (22:00-07:00)."""
+
+    start: Annotated[str, AfterValidator(_check_clock)]
+    end: Annotated[str, AfterValidator(_check_clock)]
+    timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("`start` and `end` are equal: the window would be empty")
+        return self
+
+
+class _ChannelBase(_Model):
+    """What every channel type has: a name and its delivery policy."""
 
     name: Name
+    #: Batch non-urgent alerts into one message per window (e.g. `10m`); None: send each now.
+    digest: Duration | None = None
+    #: At most COUNT alerts per period (`20/h`); the excess waits for the next digest.
+    rate_limit: Rate | None = None
+    quiet_hours: QuietHours | None = None
+
+
+class WebhookChannelSettings(_ChannelBase):
+    """POST signed JSON (Standard Webhooks) to `url`."""
+
     type: Literal["webhook"]
     url: HttpUrl
     secret: SecretStr | None = None
@@ -271,10 +338,9 @@ class SmtpSettings(_Model):
         return self
 
 
-class EmailChannelSettings(_Model):
+class EmailChannelSettings(_ChannelBase):
     """Send a multipart text + HTML email per alert."""
 
-    name: Name
     type: Literal["email"]
     to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
     sender: Annotated[str, Field(alias="from", pattern=r"^(.*<)?[^@\s<>]+@[^@\s<>]+>?$")]
@@ -282,8 +348,9 @@ class EmailChannelSettings(_Model):
     subject_prefix: str = "[livewatch]"
 
 
-ChannelSettings = Annotated[
-    WebhookChannelSettings | EmailChannelSettings, Field(discriminator="type")]
+#: Every channel settings class; add new channel types here (and to CHANNEL_TYPES).
+AnyChannelSettings = WebhookChannelSettings | EmailChannelSettings
+ChannelSettings = Annotated[AnyChannelSettings, Field(discriminator="type")]
 
 
 class WorkerSettings(_Model):
@@ -292,9 +359,18 @@ class WorkerSettings(_Model):
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
     claim_idle: Duration = 60.0
     max_deliveries: Annotated[int, Field(ge=1, le=100)] = 5
-    retry_attempts: Annotated[int, Field(ge=1, le=20)] = 4
-    retry_backoff: Duration = 1.0
-    retry_max_wait: Duration = 30.0
+    #: Waits between delivery attempts after a failure (the first attempt is immediate); the
+    #: Standard Webhooks schedule. After the last, the last wait repeats until `give_up_after`.
+    retry_schedule: list[Duration] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        min_length=1)
+    #: A delivery still failing this long after it was queued goes to the dead letters.
+    give_up_after: Duration = 3 * 86400.0
+    #: Random extra wait added to each retry, as a fraction of it (spreads a recovering
+    #: receiver's load).
+    retry_jitter: Annotated[float, Field(ge=0, le=1)] = 0.1
+    #: How long a worker holds a delivery it is sending before another may take it over.
+    delivery_lease: Duration = 60.0
     #: On SIGTERM, how long in-flight events may take before they are left pending.
     shutdown_timeout: Duration = 20.0
 
@@ -304,6 +380,8 @@ class StateSettings(_Model):
 
     max_entries_per_feed: Annotated[int, Field(ge=10, le=1_000_000)] = 2000
     stream_maxlen: Annotated[int, Field(ge=100)] = 100_000
+    #: Events older than this are trimmed from the stream (how far back `replay` can look).
+    stream_retention: Duration = 7 * 86400.0
     delivered_ttl: Duration = 30 * 86400.0
 
 
@@ -359,7 +437,7 @@ class Config(_Model):
                 return feed
         raise KeyError(name)
 
-    def channel(self, name: str) -> WebhookChannelSettings | EmailChannelSettings:
+    def channel(self, name: str) -> AnyChannelSettings:
         """The channel called `name` (KeyError if none)."""
         for channel in self.channels:
             if channel.name == name:

@@ -65,8 +65,8 @@ BAD_CONFIGS = [
         """), None, "feeds[0].interval", "invalid duration '5x'"),
     ("zero-duration", "defaults: {interval: 0s}\n", None,
      "defaults.interval", "greater than zero"),
-    ("negative-duration-number", "workers: {retry_backoff: -1}\n", None,
-     "workers.retry_backoff", "greater than zero"),
+    ("negative-duration-number", "workers: {give_up_after: -1}\n", None,
+     "workers.give_up_after", "greater than zero"),
     ("negative-duration-text", "state: {delivered_ttl: -5m}\n", None,
      "state.delivered_ttl", "invalid duration '-5m'"),
     ("bad-size", "defaults: {max_body: 10XB}\n", None,
@@ -398,9 +398,9 @@ def test_defaults() -> None:
     assert config.workers.concurrency == 16
     assert config.workers.claim_idle == 60.0
     assert config.workers.max_deliveries == 5
-    assert config.workers.retry_attempts == 4
-    assert config.workers.retry_backoff == 1.0
-    assert config.workers.retry_max_wait == 30.0
+    assert config.workers.retry_schedule == [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0,
+                                              36000.0]
+    assert config.workers.give_up_after == 3 * 86400.0
     assert config.state.max_entries_per_feed == 2000
     assert config.state.stream_maxlen == 100_000
     assert config.state.delivered_ttl == 30 * 86400.0

@@ -28,12 +28,13 @@ from monitor.models import Entry, Event, Notice
 from monitor.service import make_state
 from monitor.settings import Config
 from workers.channels import Channel, build_channel
+from workers import outbox
 from workers.consumer import Consumer
 from workers.render import alert_id
 
 FEED_URL = "https://news.example.org/live/summit"
 MATCHING = "Ministers say a coalition of the willing is taking shape."
-FAST_RETRIES = "retry_attempts: 3, retry_backoff: 10ms, retry_max_wait: 50ms"
+FAST_RETRIES = "retry_schedule: [10ms, 20ms, 40ms], retry_jitter: 0"
 
 
 def make_config(hook: WebhookReceiver, *, workers: str = FAST_RETRIES,
@@ -114,6 +115,10 @@ async def dead_letters(client: aioredis.Redis) -> list[dict[str, str]]:
     return [fields for _, fields in await client.xrange(keys.DEAD_EVENTS_STREAM)]
 
 
+async def state_of(client: aioredis.Redis, delivery_id: str) -> str | None:
+    return await client.hget(keys.delivery(delivery_id), "state")
+
+
 async def test_matching_event_from_commit_is_delivered_once_and_acked(
         redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
         consumer_for: ConsumerFactory) -> None:
@@ -136,7 +141,7 @@ async def test_matching_event_from_commit_is_delivered_once_and_acked(
     expected_id = alert_id("summit", "e1", "coalition", "hook", entry.version)
     assert body["id"] == webhook_receiver.received[0].headers["webhook-id"] == expected_id
     assert await pending(redis_client) == 0 and await stream_idle(redis_client)
-    assert await redis_client.exists(keys.delivered(expected_id))
+    assert await state_of(redis_client, expected_id) == "delivered"
     assert await dead_letters(redis_client) == []
 
 
@@ -208,30 +213,22 @@ async def test_always_failing_delivery_is_retried_then_dead_lettered(
     responder = Counting(500)
     webhook_receiver.responder = responder
     config = make_config(webhook_receiver, workers=(
-        "claim_idle: 50ms, max_deliveries: 2, retry_attempts: 2, retry_backoff: 10ms, "
-        "retry_max_wait: 20ms"))
+        "retry_schedule: [20ms], retry_jitter: 0, give_up_after: 300ms"))
     consumer = consumer_for(config)
     await consumer.ensure_group()
     event = make_event()
-    message_id = await publish(redis_client, event)
+    await publish(redis_client, event)
 
-    await consumer.run_until_empty()
-    assert responder.calls == 2  # retry_attempts within one handling
-    assert await pending(redis_client) == 1  # not acked: left for a later claim
-    assert await dead_letters(redis_client) == []
-
-    async def dead_lettered() -> bool:
-        await consumer.run_until_empty()  # reclaims once the event has been idle 50 ms
-        return bool(await dead_letters(redis_client))
-
-    await wait_until(dead_lettered, timeout=4.0, what="the event in the dead-letter stream")
-    (dead,) = await dead_letters(redis_client)
-    assert dead["source_id"] == message_id and dead["event"] == event.encode()
-    assert "failed 2 times" in dead["error"]
-    assert responder.calls == 4  # handled max_deliveries times, then given up
+    await consumer.run_until_empty()  # queued and acked at once; retried until given up
+    ident = alert_id("summit", "e1", "coalition", "hook", event.version)
     assert await pending(redis_client) == 0
-    assert not await redis_client.exists(
-        keys.delivered(alert_id("summit", "e1", "coalition", "hook", event.version)))
+    assert await state_of(redis_client, ident) == "dead"
+    assert responder.calls >= 5 and set(responder.ids) == {ident}
+    (dead,) = await outbox.dead(redis_client)
+    assert dead.id == ident and dead.attempts == responder.calls
+    assert dead.last_error is not None and "gave up after" in dead.last_error
+    assert "HTTP 500" in dead.last_error
+    assert await dead_letters(redis_client) == []  # the event itself was handled fine
 
 
 async def test_permanent_failure_is_dead_lettered_not_retried(
@@ -247,15 +244,16 @@ async def test_permanent_failure_is_dead_lettered_not_retried(
     await consumer.run_until_empty()
     assert responder.calls == 1
     assert await pending(redis_client) == 0
-    (dead,) = await dead_letters(redis_client)
     ident = alert_id("summit", "e1", "coalition", "hook", event.version)
-    assert dead["alert"] == ident and dead["channel"] == "hook"
-    assert "HTTP 400" in dead["error"] and dead["event"] == event.encode()
-    assert await redis_client.get(keys.delivered(ident)) == "dead"
+    (dead,) = await outbox.dead(redis_client)
+    assert (dead.id, dead.channel, dead.rule, dead.feed) == (ident, "hook", "coalition",
+                                                             "summit")
+    assert dead.last_error is not None and "HTTP 400" in dead.last_error
+    assert await state_of(redis_client, ident) == "dead"
     # Seen again (a duplicate or a replay): still not retried.
     await publish(redis_client, event)
     await consumer.run_until_empty()
-    assert responder.calls == 1 and len(await dead_letters(redis_client)) == 1
+    assert responder.calls == 1 and len(await outbox.dead(redis_client)) == 1
 
 
 @pytest.mark.parametrize("fields", [
@@ -330,13 +328,13 @@ async def test_email_and_webhook_both_deliver(
     assert message["To"] == "desk@example.org"
     assert len(webhook_receiver.received) == 1
     assert await pending(redis_client) == 0
-    assert await redis_client.exists(keys.delivered(ident))
+    assert await state_of(redis_client, ident) == "delivered"
 
 
-async def test_event_in_flight_is_not_reclaimed_by_another_worker(
+async def test_delivery_in_flight_is_not_taken_by_another_worker(
         redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
         consumer_for: ConsumerFactory) -> None:
-    """A slow delivery outlives claim_idle: the heartbeat keeps the event with its worker."""
+    """A slow send holds its delivery's lease: another worker's outbox does not claim it."""
     release = threading.Event()
 
     def slow(_: Received) -> tuple[int, dict[str, str]]:
@@ -344,21 +342,19 @@ async def test_event_in_flight_is_not_reclaimed_by_another_worker(
         return 200, {}
 
     webhook_receiver.responder = slow
-    config = make_config(webhook_receiver, workers="claim_idle: 150ms, " + FAST_RETRIES)
+    config = make_config(webhook_receiver, workers="delivery_lease: 5s, " + FAST_RETRIES)
     busy, other = consumer_for(config, "busy"), consumer_for(config, "other")
     await busy.ensure_group()
     await publish(redis_client, make_event())
     handling = asyncio.create_task(busy.run_until_empty())
-    deadline = time.monotonic() + 1.0  # several claim_idle periods while the send is held
-    while time.monotonic() < deadline:
-        await other.reclaim()
-        consumers = await redis_client.xinfo_consumers(keys.EVENTS_STREAM,
-                                                       keys.CONSUMER_GROUP)
-        assert {c["name"]: c["pending"] for c in consumers}.get("other", 0) == 0
+    await wait_until(lambda: stream_idle(redis_client), what="the event queued and acked")
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # the lease has seconds to run: nothing to claim
+        await other.outbox.step()
+        assert not other.outbox._tasks
         await asyncio.sleep(0.05)
     release.set()
     await handling
-    await wait_until(lambda: stream_idle(redis_client), what="the event acked")
     assert len(webhook_receiver.received) == 1
 
 

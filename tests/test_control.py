@@ -161,7 +161,7 @@ async def test_consumer_swaps_rules_and_keeps_removed_channels(
         consumer = Consumer(old, redis_client, first, name="t")
         second = {c.name: build_channel(c, http) for c in new.channels}
         consumer.reconfigure(new, second)
-        assert consumer.channels is second and consumer.retired == first
+        assert consumer.channels is second and consumer.outbox.retired == first
         assert consumer.rules["r1"].channels == ["desk"]
         assert consumer.config is new and not consumer.alive()
 

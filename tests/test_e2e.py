@@ -48,7 +48,7 @@ channels:
     to: ["desk@example.org"]
     from: "livewatch@example.org"
     smtp: {{host: 127.0.0.1, port: {smtp.port}, starttls: false}}
-workers: {{claim_idle: 2s, retry_backoff: 0.1s}}
+workers: {{claim_idle: 2s, retry_schedule: [100ms]}}
 """
 
 

@@ -40,7 +40,7 @@ rules:
     channels: [hook]
 channels:
   - {{name: hook, type: webhook, url: "{hook.url('/alerts')}"}}
-workers: {{claim_idle: 2s, retry_backoff: 0.1s}}
+workers: {{claim_idle: 2s, retry_schedule: [100ms]}}
 """
 
 

@@ -43,7 +43,7 @@ rules:
 {extra_rules}
 channels:
   - {{name: hook, type: webhook, url: "{hook.url('/alerts')}", secret: "${{LW_TEST_SECRET}}"}}
-workers: {{claim_idle: 2s, retry_backoff: 0.1s{workers}}}
+workers: {{claim_idle: 2s, retry_schedule: [100ms]{workers}}}
 """
 
 
@@ -126,8 +126,15 @@ async def test_metrics_reload_and_logs(
     assert sample(before, "livewatch_polls_total", outcome="baseline") == 1
     posts.append(Item("p2", "Speech", "<p>A coalition of the willing, says the PM.</p>", 2))
     feed_server.set("/summit.rss", rss(posts))
-    webhook_receiver.wait_for(lambda r: len(r) == 1)
+    webhook_receiver.wait_for(lambda r: len(r) == 1)  # accepted after one 503
     await wait_until(lambda: stream_idle(redis_client), service=service)
+
+    async def polled_again() -> bool:  # at least one conditional GET after the post
+        seen = await scrape(port)
+        return (sample(seen, "livewatch_polls_total", outcome="not_modified")
+                > sample(before, "livewatch_polls_total", outcome="not_modified"))
+
+    await wait_until(polled_again, what="a 304 poll after the post", service=service)
     after = await scrape(port)
     assert sample(after, "livewatch_entries_total", event="new") == 1
     assert sample(after, "livewatch_matches_total", rule="coalition") == 1
@@ -183,7 +190,7 @@ async def test_metrics_reload_and_logs(
     events = log_events(service)
     polls = [e for e in events if e["event"] in ("poll", "poll failed")]
     assert polls and all(e["feed"] in ("summit", "extra") for e in polls)
-    attempts = [e for e in events if e["event"] in ("delivered", "delivery attempt failed")]
+    attempts = [e for e in events if e["event"] in ("delivered", "delivery failed; will retry")]
     assert len(attempts) == 4  # one 503 and three successes
     assert all({"alert", "entry", "feed", "channel", "rule"} <= e.keys() for e in attempts)
     assert {e["alert"] for e in attempts} == {r.headers["webhook-id"]
@@ -227,12 +234,12 @@ async def test_sigterm_during_a_burst_loses_nothing(
     started = time.monotonic()
     assert service.stop() == 0
     assert time.monotonic() - started < 10  # bounded by shutdown_timeout, not the backlog
-    assert _logged_sync(service, "stopped with events in flight; left pending")
+    assert _logged_sync(service, "stopped with deliveries in flight; handed back")
     got_before = {r.headers["webhook-id"] for r in webhook_receiver.received}
     assert len(got_before) < len(burst)
 
     slow.clear()
-    service.start()  # a new consumer re-claims what the old one left pending
+    service.start()  # a new worker sends what the old one handed back
 
     async def all_there() -> bool:
         ids = {r.headers["webhook-id"] for r in webhook_receiver.received}

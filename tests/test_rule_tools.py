@@ -50,7 +50,7 @@ rules:
     channels: [hook]
 channels:
   - {{name: hook, type: webhook, url: "{hook_url}"}}
-workers: {{retry_attempts: 2, retry_backoff: 10ms, retry_max_wait: 50ms}}
+workers: {{retry_schedule: [10ms], give_up_after: 100ms}}
 """
 
 
@@ -205,11 +205,13 @@ async def test_group_across_feeds_alerts_once_listing_sources(
     copy = event(text, feed="wires", entry_id="w9", title="WIRE: ceasefire at noon")
     await worker.handle(lead)
     await worker.handle(copy)  # the same text from another feed: folded, not alerted
-    await worker.handle(lead)  # re-handling the lead: still the lead, delivered-key dedupe
+    await worker.handle(lead)  # re-handling the lead: still the lead, queued once
+    await worker.outbox.drain()
     bodies = webhook_receiver.bodies()
     assert [(b["feed"]["name"], b["sources"]) for b in bodies] == [("summit", ["summit"])]
     other = event("A ceasefire is rejected.", feed="wires", entry_id="w10")
     await worker.handle(other)  # different text: its own alert
+    await worker.outbox.drain()
     assert len(webhook_receiver.bodies()) == 2
     members = await redis_client.smembers(keys.group_sources("wire", "x"))
     assert members == set()
@@ -217,6 +219,7 @@ async def test_group_across_feeds_alerts_once_listing_sources(
     assert 0 < ttl <= 1000
     await asyncio.sleep(1.1)  # the window is over: a later copy alerts again
     await worker.handle(copy)
+    await worker.outbox.drain()
     assert [b["feed"]["name"] for b in webhook_receiver.bodies()] == ["summit", "wires", "wires"]
 
 

@@ -1,9 +1,10 @@
-"""Consume the entries stream: match, deliver, ack. Stale events are re-claimed, poison ones
+"""Consume the entries and notices streams: match each event, queue its alerts in the durable
+outbox (`workers.outbox`), then acknowledge. Stale events are re-claimed, poison ones
 dead-lettered.
 
-Delivery per (alert, channel) is deduplicated in Redis: the `delivered` key is checked before
-sending and written only after success, so re-handling an event (after a crash, a re-claim or a
-retry) never re-sends what a channel already accepted.
+An event is acknowledged only once every alert it produced is queued in Redis; queueing is
+idempotent by alert id, so re-handling an event (after a crash or a re-claim) queues nothing
+twice. Sending, retries and dead letters belong to the outbox.
 """
 
 from __future__ import annotations
@@ -21,46 +22,26 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError, ResponseError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from monitor import keys, metrics
-from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
 from monitor.models import Event, Notice
 from monitor.settings import Config
 from workers.channels import Channel
 from workers.grouping import CrossFeedGroups
 from workers.match import Matcher
-from workers.notices import OperatorNotice, make_notice
-from workers.render import Alert, make_alert
+from workers.notices import make_notice
+from workers.outbox import AlertHook, Outbox
+from workers.render import make_alert
 
 log = structlog.get_logger("livewatch.worker")
 
 #: The streams a worker consumes: entry events (alerts) and operator notices.
 STREAMS = (keys.EVENTS_STREAM, keys.NOTICES_STREAM)
 _FIELD = {keys.EVENTS_STREAM: "event", keys.NOTICES_STREAM: "notice"}
+#: How often a worker trims events older than `state.stream_retention` from the stream.
+_TRIM_EVERY = 60.0
 
-AlertHook = Callable[[Alert], None]
-
-
-class _WaitRetryAfter(wait_base):
-    """Exponential backoff with jitter, lengthened to the server's Retry-After when given.
-
-    Built from `wait_exponential(multiplier=)` + `wait_random`: `wait_exponential_jitter`'s
-    `initial` is deprecated in tenacity 9.2 (a DeprecationWarning on every retry), and its
-    replacement `multiplier` does not exist in older releases we allow.
-    """
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self.fallback = wait_exponential(multiplier=initial, max=maximum) + wait_random(0, 1)
-        self.maximum = maximum
-
-    def __call__(self, retry_state: Any) -> float:
-        delay = min(float(self.fallback(retry_state)), self.maximum)
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, DeliveryError) and exc.retry_after is not None:
-            delay = max(delay, min(exc.retry_after, self.maximum))
-        return delay
+__all__ = ["STREAMS", "AlertHook", "Consumer", "default_consumer_name"]
 
 
 def default_consumer_name() -> str:
@@ -74,9 +55,8 @@ class Consumer:
     def __init__(self, config: Config, client: aioredis.Redis, channels: Mapping[str, Channel],
                  *, name: str | None = None, on_alert: AlertHook | None = None) -> None:
         self.client = client
-        #: Channels a reload removed or replaced, kept for deliveries already under way.
-        self.retired: dict[str, Channel] = {}
         self.channels: Mapping[str, Channel] = {}
+        self.outbox = Outbox(client, config, channels, on_alert=on_alert)
         self.reconfigure(config, channels)
         self.name = name or default_consumer_name()
         self.on_alert = on_alert
@@ -84,16 +64,14 @@ class Consumer:
         self.last_loop: float | None = None
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
-        #: alert id -> (lock, number of deliveries using it); see `deliver`.
-        self._sending: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def reconfigure(self, config: Config, channels: Mapping[str, Channel]) -> None:
         """Swap configuration, rules and channels at once (no await: atomic for the event
         loop). An event being handled finishes with the rules it started with; a channel that
-        is gone stays usable (`retired`) for its deliveries already under way."""
+        is gone stays usable for its deliveries already under way (see `Outbox.reconfigure`)."""
         matcher = Matcher(config.rules)
         groups = CrossFeedGroups(self.client, config.rules)
-        self.retired.update({n: c for n, c in self.channels.items() if channels.get(n) is not c})
+        self.outbox.reconfigure(config, channels)
         self.config, self.settings, self.channels = config, config.workers, channels
         self.matcher, self.groups = matcher, groups
         self.rules = {rule.name: rule for rule in config.rules}
@@ -128,14 +106,23 @@ class Consumer:
         await self.ensure_group()
         for stream in STREAMS:  # listed by `status` from the start, not after a first read
             await self.client.xgroup_createconsumer(stream, keys.CONSUMER_GROUP, self.name)
-        last_claim = 0.0
+        sender = asyncio.create_task(self.outbox.run(stop))
+        last_claim = last_trim = 0.0
         try:
             while not stop.is_set():
                 self.last_loop = time.monotonic()
-                if time.monotonic() - last_claim >= min(self.settings.claim_idle / 2, 30.0):
-                    await self.reclaim()
-                    last_claim = time.monotonic()
-                await self._read(block)
+                try:
+                    if time.monotonic() - last_claim >= min(self.settings.claim_idle / 2, 30.0):
+                        await self.reclaim()
+                        last_claim = time.monotonic()
+                    if time.monotonic() - last_trim >= _TRIM_EVERY:
+                        await self.trim()
+                        last_trim = time.monotonic()
+                    await self._read(block)
+                except (RedisError, OSError) as exc:  # e.g. Redis restarting: try again
+                    await log.awarning("worker: Redis unavailable; retrying", error=str(exc))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
         finally:
             self.last_loop = None
         if self._tasks:
@@ -146,6 +133,7 @@ class Consumer:
                 await asyncio.wait(late)
                 await log.awarning("stopped with events in flight; left pending",
                                    events=len(late))
+        await sender
         await self._leave()
 
     async def run_until_empty(self) -> None:
@@ -157,6 +145,14 @@ class Consumer:
                 await asyncio.wait(self._tasks)
         if self._tasks:
             await asyncio.wait(self._tasks)
+        await self.outbox.run_until_idle()
+
+    async def trim(self) -> None:
+        """Drop events older than `state.stream_retention` (replay's horizon) from the stream."""
+        horizon_ms = int((time.time() - self.config.state.stream_retention) * 1000)
+        with contextlib.suppress(ResponseError):
+            await self.client.xtrim(keys.EVENTS_STREAM, minid=f"{horizon_ms}-0",
+                                    approximate=True)
 
     async def _read(self, block: float | None) -> int:
         """Read new events and start handling them; returns how many were read."""
@@ -260,109 +256,23 @@ class Consumer:
                                          0, [message_id], justid=True)
 
     async def handle_notice(self, notice: Notice) -> None:
-        """Deliver an operator notice to the operator channels, or else to the channels of
-        the rules that watch its feed."""
+        """Queue an operator notice for the operator channels, or else for the channels of the
+        rules that watch its feed. Notices are urgent: no digest or quiet hours delays them."""
         targets = self.config.operator.channels or sorted({
             channel for rule in self.config.rules
             if any(fnmatchcase(notice.feed, pattern) for pattern in rule.feeds)
             for channel in rule.channels})
         feed_url = next((f.url for f in self.config.feeds if f.name == notice.feed), None)
-        await self._deliver_all([make_notice(notice, channel, feed_url) for channel in targets])
+        await self.outbox.submit([(make_notice(notice, channel, feed_url), True)
+                                  for channel in targets])
 
     async def handle(self, event: Event) -> None:
-        """Match one event and deliver its alerts to every channel of every matching rule.
-        Raises if any delivery still needs a retry (the event then stays pending)."""
+        """Match one event and queue its alerts for every channel of every matching rule (they
+        start sending at once unless a channel's policy holds them)."""
         matcher, groups, rules = self.matcher, self.groups, self.rules  # one config throughout
         admitted = await groups.admit(event, matcher.alerts_for(event))
         for match, _sources in admitted:
             metrics.MATCHES.labels(match.rule).inc()
-        await self._deliver_all([make_alert(event, match, channel, sources)
-                                 for match, sources in admitted
-                                 for channel in rules[match.rule].channels])
-
-    async def _deliver_all(self, items: list[Alert | OperatorNotice]) -> None:
-        results = await asyncio.gather(*(self.deliver(item) for item in items),
-                                       return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
-
-    async def deliver(self, alert: Alert | OperatorNotice) -> None:
-        """Send `alert` to its channel unless already delivered; retry retryable failures.
-
-        Deliveries of one alert id in this process run one at a time, so two copies of an event
-        handled together (one read batch, or a re-claim of an event still in flight) cannot
-        both pass the `delivered` check before either has written it."""
-        lock, users = self._sending.get(alert.id, (asyncio.Lock(), 0))
-        self._sending[alert.id] = (lock, users + 1)
-        try:
-            async with lock:
-                await self._deliver(alert)
-        finally:
-            lock, users = self._sending[alert.id]
-            if users <= 1:
-                del self._sending[alert.id]
-            else:
-                self._sending[alert.id] = (lock, users - 1)
-
-    async def _deliver(self, alert: Alert | OperatorNotice) -> None:
-        done_key = keys.delivered(alert.id)
-        if await self.client.exists(done_key):
-            metrics.observe_delivery(alert.channel, "duplicate")
-            return
-        channel = self.channels.get(alert.channel) or self.retired[alert.channel]
-        ids = _log_ids(alert)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry_attempts),
-            wait=_WaitRetryAfter(self.settings.retry_backoff, self.settings.retry_max_wait),
-            retry=retry_if_exception_type(RetryableDeliveryError), reraise=True)
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    started = time.monotonic()
-                    try:
-                        await channel.send(alert)
-                    except DeliveryError as exc:
-                        await self._count(alert.channel, "retry" if exc.retryable else "dead",
-                                          started)
-                        await log.awarning("delivery attempt failed", error=exc.reason,
-                                           attempt=attempt.retry_state.attempt_number,
-                                           retryable=exc.retryable, **ids)
-                        raise
-        except PermanentDeliveryError as exc:
-            record: dict[Any, Any] = {
-                **_payload(alert), "alert": alert.id, "channel": alert.channel,
-                "error": exc.reason[:1000], "at": str(time.time())}
-            await self.client.xadd(keys.DEAD_EVENTS_STREAM, record,
-                                   maxlen=self.config.state.stream_maxlen, approximate=True)
-            await self.client.set(done_key, "dead", ex=int(self.config.state.delivered_ttl))
-            metrics.DEAD_LETTERED.labels("alerts").inc()
-            await log.aerror("delivery failed permanently; dead-lettered", error=exc.reason, **ids)
-            return
-        elapsed = time.monotonic() - started
-        await self.client.set(done_key, str(time.time()), ex=int(self.config.state.delivered_ttl))
-        await self._count(alert.channel, "delivered", started, elapsed)
-        await log.ainfo("delivered", elapsed_ms=round(elapsed * 1000, 1), **ids)
-        if self.on_alert is not None and isinstance(alert, Alert):
-            self.on_alert(alert)
-
-    async def _count(self, channel: str, outcome: str, started: float,
-                     elapsed: float | None = None) -> None:
-        """Record one delivery attempt: metrics, and the per-channel counts `status` shows."""
-        metrics.observe_delivery(channel, outcome, elapsed or time.monotonic() - started)
-        with contextlib.suppress(RedisError):
-            await self.client.hincrby(keys.CHANNEL_STATS, f"{channel}:{outcome}", 1)
-
-
-def _log_ids(item: Alert | OperatorNotice) -> dict[str, str]:
-    if isinstance(item, OperatorNotice):
-        return {"notice": item.id, "channel": item.channel, "feed": item.notice.feed,
-                "kind": item.notice.kind}
-    return {"alert": item.id, "channel": item.channel, "rule": item.rule,
-            "feed": item.event.feed, "entry": item.event.entry.id}
-
-
-def _payload(item: Alert | OperatorNotice) -> dict[str, str]:
-    if isinstance(item, OperatorNotice):
-        return {"notice": item.notice.encode()}
-    return {"event": item.event.encode()}
+        await self.outbox.submit([
+            (make_alert(event, match, channel, sources), rules[match.rule].severity == "urgent")
+            for match, sources in admitted for channel in rules[match.rule].channels])

@@ -158,7 +158,7 @@ rules:
     channels: [console-webhook]
 channels:
   - {{name: console-webhook, type: webhook, url: "{hook_url}", secret: "{secret}"}}
-workers: {{claim_idle: 5s, retry_backoff: 0.2s}}
+workers: {{claim_idle: 5s, retry_schedule: [200ms, 1s, 5s]}}
 """
 
 

@@ -114,6 +114,8 @@ async def replay_events(config: Config, client: aioredis.Redis, since: float, *,
         if send and matches:
             assert consumer is not None
             await consumer.handle(event)
+    if send and consumer is not None:  # queued sends start at once: wait for them (and retries)
+        await consumer.outbox.run_until_idle()
     return result
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workers.notices import OperatorNotice
-from workers.render import Alert
+from workers.digest import Deliverable
 
 
 class Channel(Protocol):
@@ -19,8 +18,9 @@ class Channel(Protocol):
 
     name: str
 
-    async def send(self, alert: Alert | OperatorNotice) -> None:
-        """Deliver `alert` (or an operator notice) or raise a `DeliveryError`."""
+    async def send(self, item: Deliverable) -> None:
+        """Deliver an alert, an operator notice or a digest, or raise a `DeliveryError`
+        (`ChannelGoneError` when the destination no longer exists, e.g. HTTP 410)."""
         ...
 
     async def aclose(self) -> None:

@@ -1,0 +1,539 @@
+"""The durable delivery outbox: every alert becomes one delivery per channel, kept in Redis
+until the channel accepts it or it is dead-lettered, and sent by whichever worker claims it.
+
+Life of a delivery (see `workers.outbox_scripts` for the atomic steps):
+
+- `submit` queues it under its stable id (a re-handled event queues nothing twice) and, unless
+  the channel's policy holds it for a digest, claims it for this worker and sends it at once.
+- A claim is a lease: the delivery's due time moves to the lease's end, so if the worker dies
+  another one claims it then. Every claim bumps a fencing token; only the current holder may
+  record a retry or a dead letter, while a success is recorded whoever reports it.
+- A retryable failure queues it again after the retry schedule's wait (at least the server's
+  Retry-After); a permanent one, or one still failing `give_up_after` after it was queued,
+  goes to the dead letters; HTTP 410 disables the channel and tells the operator.
+- Held deliveries (digest window, rate limit spill, quiet hours) go out together as one
+  `Digest` when their channel's hold is due.
+
+The one window for a duplicate: a worker dies after the channel accepted a delivery and before
+it recorded that; the delivery is sent again after the lease with the same id (`webhook-id`),
+which the receiver can deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from monitor import keys, metrics
+from monitor.errors import ChannelGoneError, DeliveryError
+from monitor.models import Notice
+from monitor.settings import AnyChannelSettings, Config
+from workers import outbox_scripts as scripts
+from workers.channels import Channel
+from workers.digest import Deliverable, Digest, decode, encode
+from workers.notices import OperatorNotice, make_notice
+from workers.policy import rate_spill, retry_delay, route
+from workers.render import Alert
+
+log = structlog.get_logger("livewatch.outbox")
+
+#: `alerts list` keeps this many most recent deliveries indexed.
+RECENT_CAP = 10_000
+#: At most this many held deliveries go into one digest (the rest follow in the next).
+DIGEST_MAX_ITEMS = 200
+_PREFIX = keys.delivery("")
+#: How long recording a result may keep retrying while Redis is unreachable.
+_RECORD_PATIENCE = 30.0
+
+AlertHook = Callable[[Alert], None]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery as `alerts list` and `alerts dead` show it."""
+
+    id: str
+    kind: str
+    channel: str
+    state: str
+    attempts: int
+    created: float
+    rule: str
+    feed: str
+    title: str
+    last_error: str | None
+    last_attempt: float | None
+    next_at: float | None
+    delivered_at: float | None
+    digest: str | None
+
+    @classmethod
+    def from_hash(cls, delivery_id: str, raw: Mapping[str, str]) -> Delivery:
+        """From the delivery's Redis hash."""
+        def number(name: str) -> float | None:
+            return float(raw[name]) if raw.get(name) else None
+
+        return cls(id=delivery_id, kind=raw.get("kind", "?"), channel=raw.get("channel", "?"),
+                   state=raw.get("state", "?"), attempts=int(raw.get("attempts") or 0),
+                   created=float(raw.get("created") or 0), rule=raw.get("rule", ""),
+                   feed=raw.get("feed", ""), title=raw.get("title", ""),
+                   last_error=raw.get("last_error") or None,
+                   last_attempt=number("last_attempt"), next_at=number("next_at"),
+                   delivered_at=number("delivered_at"), digest=raw.get("digest") or None)
+
+
+def _stamp(value: float) -> str:
+    """Epoch seconds as a string that is also a valid JSON number."""
+    return f"{value:.6f}"
+
+
+def fingerprint(settings: AnyChannelSettings) -> str:
+    """A digest of a channel's settings (secrets masked), to notice an operator's fix."""
+    dumped = settings.model_dump_json(exclude={"digest", "rate_limit", "quiet_hours"})
+    return hashlib.sha256(dumped.encode()).hexdigest()[:16]
+
+
+def _meta(item: Alert | OperatorNotice) -> tuple[str, str, str, str]:
+    """(kind, rule, feed, title) for listings."""
+    if isinstance(item, OperatorNotice):
+        notice = item.notice
+        return "notice", "", notice.feed, f"{notice.kind}: {notice.message}"[:200]
+    entry = item.event.entry
+    return "alert", item.rule, item.event.feed, (entry.title or entry.text[:120] or entry.id)[:200]
+
+
+class Outbox:
+    """Queues deliveries, sends them with this worker's share of the work, records outcomes."""
+
+    def __init__(self, client: aioredis.Redis, config: Config, channels: Mapping[str, Channel],
+                 *, on_alert: AlertHook | None = None) -> None:
+        self.client = client
+        self.on_alert = on_alert
+        self.retired: dict[str, Channel] = {}
+        self.channels: Mapping[str, Channel] = {}
+        self.reconfigure(config, channels)
+        self._slots = asyncio.Semaphore(config.workers.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._enqueue = client.register_script(scripts.ENQUEUE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._result = client.register_script(scripts.RESULT)
+        self._flush = client.register_script(scripts.FLUSH)
+        self._wake = asyncio.Event()
+        #: Sends started and not finished (claimed deliveries this worker holds).
+        self._sending = 0
+
+    def reconfigure(self, config: Config, channels: Mapping[str, Channel]) -> None:
+        """Swap settings and channels; a channel that is gone stays usable for sends under way."""
+        self.retired.update({n: c for n, c in self.channels.items() if channels.get(n) is not c})
+        self.config, self.settings, self.channels = config, config.workers, channels
+        self.channel_settings = {c.name: c for c in config.channels}
+
+    # -- queueing ---------------------------------------------------------------------------
+
+    async def submit(self, items: Sequence[tuple[Alert | OperatorNotice, bool]]) -> None:
+        """Queue `(item, urgent)` deliveries; those claimed at once start sending now (in the
+        background: `drain` waits for them). Returns once every item is durably queued."""
+        for item, urgent in items:
+            outcome = await self._queue(item, urgent)
+            if outcome is not None:
+                self._spawn(item.id, outcome, encode(item))
+
+    async def _queue(self, item: Alert | OperatorNotice, urgent: bool) -> str | None:
+        """Queue one item; its claim token when this worker is to send it now."""
+        now = time.time()
+        settings = self.channel_settings.get(item.channel)
+        decision = route(settings, now, urgent=urgent) if settings else None
+        action = decision.action if decision else "send"
+        window, limit, rate_ttl, rate_due, rate_reason = (
+            rate_spill(settings, now) if settings and not urgent else ("", 0, 0, 0.0, ""))
+        kind, rule, feed, title = _meta(item)
+        result: Any = await self._enqueue(
+            keys=[keys.delivery(item.id), keys.OUTBOX_DUE, keys.OUTBOX_RECENT,
+                  keys.held(item.channel), keys.hold(item.channel), keys.HELD_CHANNELS,
+                  keys.rate(item.channel, window or "none")],
+            args=[item.id, encode(item), item.channel, _stamp(now), action,
+                  _stamp(now + self.settings.delivery_lease),
+                  _stamp(decision.due if decision else now), decision.reason if decision else "",
+                  "1" if decision and decision.keep_due else "0", limit, rate_ttl,
+                  _stamp(rate_due), rate_reason, RECENT_CAP, kind, rule, feed, title])
+        status = result[0]
+        if status == "held":
+            metrics.observe_delivery(item.channel, "held")
+            await log.ainfo("held for digest", **_ids(item))
+            self._wake.set()
+        elif status == "exists":
+            metrics.observe_delivery(item.channel, "duplicate")
+        return str(result[1]) if status == "claimed" else None
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _spawn(self, delivery_id: str, claim: str, raw: str) -> None:
+        task = asyncio.create_task(self._send(delivery_id, claim, raw))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait for sends in flight (at most `timeout`); True when none is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        return not self._tasks
+
+    async def _send(self, delivery_id: str, claim: str, raw: str) -> None:
+        self._sending += 1
+        try:
+            async with self._slots:
+                await self._send_claimed(delivery_id, claim, raw)
+        except asyncio.CancelledError:  # shutdown: hand it back for another worker at once
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._record(delivery_id, claim, "release"))
+            raise
+        except Exception:  # Redis gone for longer than _RECORD_PATIENCE: the lease expires
+            await log.aexception("delivery left to its lease", delivery=delivery_id)
+        finally:
+            self._sending -= 1
+
+    async def _send_claimed(self, delivery_id: str, claim: str, raw: str) -> None:
+        try:
+            item = decode(raw)
+        except (KeyError, ValueError, TypeError) as exc:
+            await self._record(delivery_id, claim, "dead", error=f"undecodable delivery: {exc}")
+            return
+        ids = _ids(item)
+        channel = self.channels.get(item.channel) or self.retired.get(item.channel)
+        if channel is None:
+            await self._give_up(item, claim, f"channel {item.channel!r} is no longer configured")
+            return
+        disabled = await self.client.hget(keys.DISABLED_CHANNELS, item.channel)
+        if disabled:
+            reason = json.loads(disabled).get("reason", "disabled")
+            await self._give_up(item, claim, f"channel {item.channel} is disabled: {reason}")
+            return
+        started = time.monotonic()
+        try:
+            await channel.send(item)
+        except ChannelGoneError as exc:
+            self._count(item.channel, "dead", started)
+            await self._disable(item.channel, exc.reason)
+            await self._give_up(item, claim, exc.reason)
+            return
+        except DeliveryError as exc:
+            await self._failed(item, claim, exc.reason, exc.retryable, exc.retry_after, started)
+            return
+        except Exception as exc:  # a bug in a channel must not lose the alert: retry it
+            await log.aexception("channel raised an unexpected error", **ids)
+            await self._failed(item, claim, f"{type(exc).__name__}: {exc}", True, None, started)
+            return
+        elapsed = time.monotonic() - started
+        self._count(item.channel, "delivered", started, elapsed)
+        await self._record(item.id, claim, "delivered")
+        await log.ainfo("delivered", elapsed_ms=round(elapsed * 1000, 1), **ids)
+        if self.on_alert is not None:
+            for alert in _alerts(item):
+                self.on_alert(alert)
+
+    async def _failed(self, item: Deliverable, claim: str, reason: str, retryable: bool,
+                      retry_after: float | None, started: float) -> None:
+        ids = _ids(item)
+        raw = await self.client.hmget(keys.delivery(item.id), ["attempts", "created"])
+        attempts = int(raw[0] or 0) + 1
+        created = float(raw[1] or time.time())
+        now = time.time()
+        if not retryable:
+            self._count(item.channel, "dead", started)
+            await self._give_up(item, claim, reason)
+            return
+        wait = retry_delay(self.settings, attempts, retry_after)
+        if now + wait - created > self.settings.give_up_after:
+            self._count(item.channel, "dead", started)
+            await self._give_up(item, claim, f"gave up after {attempts} attempts: {reason}")
+            return
+        self._count(item.channel, "retry", started)
+        await self._record(item.id, claim, "retry", error=reason, next_due=now + wait)
+        self._wake.set()  # the loop may be waiting longer than this retry's wait
+        await log.awarning("delivery failed; will retry", error=reason, attempt=attempts,
+                           retry_in_s=round(wait, 3), **ids)
+
+    async def _give_up(self, item: Deliverable, claim: str, reason: str) -> None:
+        await self._record(item.id, claim, "dead", error=reason)
+        metrics.DEAD_LETTERED.labels("alerts").inc()
+        with contextlib.suppress(RedisError):
+            await self.client.hincrby(keys.CHANNEL_STATS, f"{item.channel}:dead_letters", 1)
+        await log.aerror("delivery dead-lettered", error=reason, **_ids(item))
+
+    async def _record(self, delivery_id: str, claim: str, outcome: str, *, error: str = "",
+                      next_due: float = 0.0) -> str:
+        """Run the RESULT script, retrying while Redis is unreachable (a restart)."""
+        deadline = time.monotonic() + _RECORD_PATIENCE
+        pause = 0.1
+        while True:
+            try:
+                result: Any = await self._result(
+                    keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE, keys.OUTBOX_DEAD],
+                    args=[delivery_id, claim, outcome, _stamp(time.time()), _stamp(next_due),
+                          error[:1000], int(self.config.state.delivered_ttl)])
+                return str(result)
+            except (RedisError, OSError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                await log.awarning("could not record a delivery result; retrying",
+                                   delivery=delivery_id, outcome=outcome, error=str(exc))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+
+    def _count(self, channel: str, outcome: str, started: float,
+               elapsed: float | None = None) -> None:
+        metrics.observe_delivery(channel, outcome, elapsed or time.monotonic() - started)
+        task = asyncio.create_task(self._stat(channel, outcome))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stat(self, channel: str, outcome: str) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.hincrby(keys.CHANNEL_STATS, f"{channel}:{outcome}", 1)
+
+    async def _disable(self, channel: str, reason: str) -> None:
+        """Disable `channel` (HTTP 410) and notify the operator through the other channels."""
+        settings = self.channel_settings.get(channel)
+        record = {"reason": reason, "at": time.time(),
+                  "fingerprint": fingerprint(settings) if settings else ""}
+        first = await self.client.hsetnx(keys.DISABLED_CHANNELS, channel, json.dumps(record))
+        if not first:
+            return
+        await log.aerror("channel disabled: its destination is gone", channel=channel,
+                         error=reason)
+        notice = Notice("channel_disabled", channel,
+                        f"Channel {channel} was disabled: {reason}. Its deliveries go to the "
+                        f"dead letters until it is fixed (`livewatch alerts enable {channel}`, "
+                        f"then `livewatch alerts retry --all --channel {channel}`).",
+                        time.time())
+        targets = [c for c in self.config.operator.channels if c != channel]
+        await self.submit([(make_notice(notice, target, None), True) for target in targets])
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`: flush due digests, claim due deliveries (retries, holds, those whose
+        sender died), send them. Then wait up to `shutdown_timeout` for sends in flight; those
+        cut short are handed back."""
+        last_check = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    if time.monotonic() - last_check > 10.0:
+                        await self.reenable_fixed()
+                        last_check = time.monotonic()
+                    wait = await self.step()
+                except (RedisError, OSError) as exc:
+                    await log.awarning("outbox: Redis unavailable; retrying", error=str(exc))
+                    wait = 1.0
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(stop.wait(), self._wake.wait()), wait)
+        finally:
+            if not await self.drain(self.settings.shutdown_timeout):
+                late = list(self._tasks)
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late)
+                await log.awarning("stopped with deliveries in flight; handed back",
+                                   deliveries=len(late))
+
+    async def step(self) -> float:
+        """One turn: flush due holds, claim and start due deliveries. Returns how long to
+        wait before the next turn."""
+        now = time.time()
+        await self.flush_holds(now)
+        free = self.settings.concurrency - self._sending
+        if free > 0:
+            claimed: Any = await self._claim(
+                keys=[keys.OUTBOX_DUE],
+                args=[_stamp(now), _stamp(now + self.settings.delivery_lease), free, _PREFIX])
+            for index in range(0, len(claimed), 3):
+                self._spawn(claimed[index], claimed[index + 1], claimed[index + 2])
+            if len(claimed) // 3 >= free:
+                return 0.05
+        nxt: Any = await self.client.zrange(keys.OUTBOX_DUE, 0, 0, withscores=True)
+        hold = await self._next_hold()
+        candidates = [float(nxt[0][1])] if nxt else []
+        if hold is not None:
+            candidates.append(hold)
+        soonest = min(candidates, default=now + 1.0)
+        return max(0.02, min(soonest - time.time(), 1.0))
+
+    async def _next_hold(self) -> float | None:
+        channels: Any = await self.client.smembers(keys.HELD_CHANNELS)
+        dues = []
+        for channel in channels:
+            due = await self.client.hget(keys.hold(channel), "due")
+            if due:
+                dues.append(float(due))
+        return min(dues) if dues else None
+
+    async def flush_holds(self, now: float | None = None) -> int:
+        """Send the held deliveries of every channel whose hold is due (as digests); a channel
+        in quiet hours waits for their end. Returns the number of deliveries queued."""
+        now = time.time() if now is None else now
+        queued = 0
+        channels: Any = await self.client.smembers(keys.HELD_CHANNELS)
+        for channel in sorted(channels):
+            settings = self.channel_settings.get(channel)
+            if settings is not None:
+                decision = route(settings, now, urgent=False)
+                if decision.action == "hold" and not decision.keep_due:  # quiet hours
+                    await self.client.hset(keys.hold(channel), "due", _stamp(decision.due))
+                    continue
+            result: Any = await self._flush(
+                keys=[keys.held(channel), keys.hold(channel), keys.HELD_CHANNELS,
+                      keys.OUTBOX_DUE, keys.OUTBOX_RECENT],
+                args=[channel, _stamp(now), DIGEST_MAX_ITEMS, _PREFIX,
+                      int(self.config.state.delivered_ttl)])
+            if result:
+                queued += 1
+                await log.ainfo("hold released", channel=channel, kind=result[0],
+                                delivery=result[1])
+        return queued
+
+    async def reenable_fixed(self) -> None:
+        """Re-enable disabled channels whose settings changed since (the operator fixed them)."""
+        disabled: Any = await self.client.hgetall(keys.DISABLED_CHANNELS)
+        for channel, raw in disabled.items():
+            settings = self.channel_settings.get(channel)
+            if settings is None:
+                continue
+            with contextlib.suppress(ValueError):
+                if json.loads(raw).get("fingerprint") != fingerprint(settings):
+                    await self.client.hdel(keys.DISABLED_CHANNELS, channel)
+                    await log.ainfo("channel re-enabled: its settings changed", channel=channel)
+
+    async def run_until_idle(self, timeout: float = 30.0) -> None:
+        """Burst mode: send what is due, and keep going while more becomes due (retries,
+        digests) within `timeout`; return when nothing is in flight or due by then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = await self.step()
+            await self.drain(max(0.0, deadline - time.monotonic()))
+            left = deadline - time.monotonic()
+            nxt: Any = await self.client.zrange(keys.OUTBOX_DUE, 0, 0, withscores=True)
+            hold = await self._next_hold()
+            dues = [float(nxt[0][1])] if nxt else []
+            dues += [hold] if hold is not None else []
+            if left <= 0 or not self._tasks and (not dues or min(dues) - time.time() > left):
+                return
+            if dues:
+                wait = min(wait, max(min(dues) - time.time(), 0.005))
+            await asyncio.sleep(min(wait, max(left, 0.0)))
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Return when the first of `waits` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+def _alerts(item: Deliverable) -> list[Alert]:
+    if isinstance(item, Alert):
+        return [item]
+    if isinstance(item, Digest):
+        return list(item.alerts)
+    return []
+
+
+def _ids(item: Deliverable) -> dict[str, Any]:
+    """Log fields naming a deliverable."""
+    if isinstance(item, OperatorNotice):
+        return {"notice": item.id, "channel": item.channel, "feed": item.notice.feed,
+                "kind": item.notice.kind}
+    if isinstance(item, Digest):
+        return {"digest": item.id, "channel": item.channel, "items": len(item.items)}
+    return {"alert": item.id, "channel": item.channel, "rule": item.rule,
+            "feed": item.event.feed, "entry": item.event.entry.id}
+
+
+# -- operator views (`livewatch alerts ...`) ------------------------------------------------
+
+async def recent(client: aioredis.Redis, limit: int = 50, *, channel: str | None = None,
+                 state: str | None = None) -> list[Delivery]:
+    """The most recent deliveries, newest first (optionally one channel or state)."""
+    return await _listing(client, keys.OUTBOX_RECENT, limit, channel=channel, state=state)
+
+
+async def dead(client: aioredis.Redis, limit: int = 100, *,
+               channel: str | None = None) -> list[Delivery]:
+    """Dead-lettered deliveries, newest first."""
+    return await _listing(client, keys.OUTBOX_DEAD, limit, channel=channel, state="dead")
+
+
+async def _listing(client: aioredis.Redis, index: str, limit: int, *, channel: str | None,
+                   state: str | None) -> list[Delivery]:
+    found: list[Delivery] = []
+    start, page = 0, max(limit, 100)
+    while len(found) < limit:
+        ids: Any = await client.zrevrange(index, start, start + page - 1)
+        if not ids:
+            break
+        start += page
+        async with client.pipeline(transaction=False) as pipe:
+            for delivery_id in ids:
+                pipe.hgetall(keys.delivery(delivery_id))
+            rows = await pipe.execute()
+        for delivery_id, raw in zip(ids, rows, strict=True):
+            if not raw:
+                continue
+            record = Delivery.from_hash(delivery_id, raw)
+            if (channel is None or record.channel == channel) and \
+                    (state is None or record.state == state):
+                found.append(record)
+    return found[:limit]
+
+
+async def requeue(client: aioredis.Redis, ids: Sequence[str]) -> int:
+    """Queue dead deliveries again; returns how many were dead (and are queued now)."""
+    script = client.register_script(scripts.REQUEUE)
+    count = 0
+    for delivery_id in ids:
+        count += int(await script(
+            keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE, keys.OUTBOX_DEAD],
+            args=[delivery_id, _stamp(time.time())]))
+    return count
+
+
+async def enable(client: aioredis.Redis, channel: str) -> bool:
+    """Re-enable a channel disabled after HTTP 410; False if it was not disabled."""
+    return bool(await client.hdel(keys.DISABLED_CHANNELS, channel))
+
+
+async def disabled_channels(client: aioredis.Redis) -> dict[str, dict[str, Any]]:
+    """Disabled channels -> {reason, at, fingerprint}."""
+    raw: Any = await client.hgetall(keys.DISABLED_CHANNELS)
+    out: dict[str, dict[str, Any]] = {}
+    for channel, value in raw.items():
+        with contextlib.suppress(ValueError):
+            out[channel] = json.loads(value)
+    return out
+
+
+async def queued_count(client: aioredis.Redis) -> tuple[int, int]:
+    """(deliveries queued or being sent, dead letters)."""
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.OUTBOX_DUE)
+        pipe.zcard(keys.OUTBOX_DEAD)
+        due, dead_count = await pipe.execute()
+    return int(due), int(dead_count)
+
+
+__all__ = ["Delivery", "Outbox", "dead", "disabled_channels", "enable", "queued_count",
+           "recent", "requeue"]
