@@ -45,10 +45,12 @@ class EmbeddedRedis:
     """Run redis-server as a child process; use as a context manager."""
 
     def __init__(self, data_dir: str | Path, port: int | None = None,
-                 appendonly: bool = True) -> None:
+                 appendonly: bool = True, appendfsync: str = "everysec") -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.appendonly = appendonly
+        #: `always` makes every acknowledged write durable (at a cost); `everysec` is the default.
+        self.appendfsync = appendfsync
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,7 +64,7 @@ class EmbeddedRedis:
         args = [
             find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.data_dir), "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
+            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync,
             "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
         ]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
@@ -91,6 +93,13 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL: no shutdown, as in a crash)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

@@ -19,6 +19,15 @@ from monitor.poller import Poller
 from monitor.service import make_state
 from monitor.settings import Config
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def livewatch(*args: str, timeout: float = 60,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m monitor ARGS` to completion from the repository root."""
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=env, check=False)
+
 
 class Service:
     """`python -m monitor <args>` with logs captured to a file."""

@@ -10,13 +10,7 @@ from pathlib import Path
 import pytest
 from feeds import Item, rss
 from servers import FeedServer
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def livewatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
+from service import REPO, livewatch
 
 
 def test_help_lists_every_command() -> None:

@@ -27,8 +27,8 @@ from monitor.diff import diff_entries
 from monitor.models import Entry, Event, Notice
 from monitor.service import make_state
 from monitor.settings import Config
-from workers.channels import Channel, build_channel
 from workers import outbox
+from workers.channels import Channel, build_channel
 from workers.consumer import Consumer
 from workers.render import alert_id
 

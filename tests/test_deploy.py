@@ -15,6 +15,7 @@ from typing import Any
 import click
 import pytest
 import yaml
+from service import livewatch as run_livewatch
 
 from monitor.cli import main
 from monitor.config_loader import load_config
@@ -30,8 +31,7 @@ def commands() -> set[str]:
 
 
 def livewatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
-                          text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **ENV})
+    return run_livewatch(*args, env={"PATH": "/usr/bin:/bin", **ENV})
 
 
 def test_the_deploy_config_is_valid_and_listens_on_the_port() -> None:

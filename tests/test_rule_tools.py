@@ -4,8 +4,6 @@ real redis-server with a local webhook receiver."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from servers import WebhookReceiver
+from service import livewatch
 
 from monitor import keys
 from monitor.config_loader import parse_config
@@ -52,11 +51,6 @@ channels:
   - {{name: hook, type: webhook, url: "{hook_url}"}}
 workers: {{retry_schedule: [10ms], give_up_after: 100ms}}
 """
-
-
-def livewatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
 
 
 @pytest.fixture

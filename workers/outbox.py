@@ -116,9 +116,12 @@ class Outbox:
     """Queues deliveries, sends them with this worker's share of the work, records outcomes."""
 
     def __init__(self, client: aioredis.Redis, config: Config, channels: Mapping[str, Channel],
-                 *, on_alert: AlertHook | None = None) -> None:
+                 *, on_alert: AlertHook | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.client = client
         self.on_alert = on_alert
+        #: Wall-clock epoch seconds: due times, holds and quiet hours are read from it.
+        self.clock = clock
         self.retired: dict[str, Channel] = {}
         self.channels: Mapping[str, Channel] = {}
         self.reconfigure(config, channels)
@@ -150,7 +153,7 @@ class Outbox:
 
     async def _queue(self, item: Alert | OperatorNotice, urgent: bool) -> str | None:
         """Queue one item; its claim token when this worker is to send it now."""
-        now = time.time()
+        now = self.clock()
         settings = self.channel_settings.get(item.channel)
         decision = route(settings, now, urgent=urgent) if settings else None
         action = decision.action if decision else "send"
@@ -246,8 +249,8 @@ class Outbox:
         ids = _ids(item)
         raw = await self.client.hmget(keys.delivery(item.id), ["attempts", "created"])
         attempts = int(raw[0] or 0) + 1
-        created = float(raw[1] or time.time())
-        now = time.time()
+        created = float(raw[1] or self.clock())
+        now = self.clock()
         if not retryable:
             self._count(item.channel, "dead", started)
             await self._give_up(item, claim, reason)
@@ -279,7 +282,7 @@ class Outbox:
             try:
                 result: Any = await self._result(
                     keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE, keys.OUTBOX_DEAD],
-                    args=[delivery_id, claim, outcome, _stamp(time.time()), _stamp(next_due),
+                    args=[delivery_id, claim, outcome, _stamp(self.clock()), _stamp(next_due),
                           error[:1000], int(self.config.state.delivered_ttl)])
                 return str(result)
             except (RedisError, OSError) as exc:
@@ -304,7 +307,7 @@ class Outbox:
     async def _disable(self, channel: str, reason: str) -> None:
         """Disable `channel` (HTTP 410) and notify the operator through the other channels."""
         settings = self.channel_settings.get(channel)
-        record = {"reason": reason, "at": time.time(),
+        record = {"reason": reason, "at": self.clock(),
                   "fingerprint": fingerprint(settings) if settings else ""}
         first = await self.client.hsetnx(keys.DISABLED_CHANNELS, channel, json.dumps(record))
         if not first:
@@ -315,7 +318,7 @@ class Outbox:
                         f"Channel {channel} was disabled: {reason}. Its deliveries go to the "
                         f"dead letters until it is fixed (`livewatch alerts enable {channel}`, "
                         f"then `livewatch alerts retry --all --channel {channel}`).",
-                        time.time())
+                        self.clock())
         targets = [c for c in self.config.operator.channels if c != channel]
         await self.submit([(make_notice(notice, target, None), True) for target in targets])
 
@@ -351,7 +354,7 @@ class Outbox:
     async def step(self) -> float:
         """One turn: flush due holds, claim and start due deliveries. Returns how long to
         wait before the next turn."""
-        now = time.time()
+        now = self.clock()
         await self.flush_holds(now)
         free = self.settings.concurrency - self._sending
         if free > 0:
@@ -368,7 +371,7 @@ class Outbox:
         if hold is not None:
             candidates.append(hold)
         soonest = min(candidates, default=now + 1.0)
-        return max(0.02, min(soonest - time.time(), 1.0))
+        return max(0.02, min(soonest - self.clock(), 1.0))
 
     async def _next_hold(self) -> float | None:
         channels: Any = await self.client.smembers(keys.HELD_CHANNELS)
@@ -382,7 +385,7 @@ class Outbox:
     async def flush_holds(self, now: float | None = None) -> int:
         """Send the held deliveries of every channel whose hold is due (as digests); a channel
         in quiet hours waits for their end. Returns the number of deliveries queued."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         queued = 0
         channels: Any = await self.client.smembers(keys.HELD_CHANNELS)
         for channel in sorted(channels):
@@ -427,10 +430,10 @@ class Outbox:
             hold = await self._next_hold()
             dues = [float(nxt[0][1])] if nxt else []
             dues += [hold] if hold is not None else []
-            if left <= 0 or not self._tasks and (not dues or min(dues) - time.time() > left):
+            if left <= 0 or (not self._tasks and (not dues or min(dues) - self.clock() > left)):
                 return
             if dues:
-                wait = min(wait, max(min(dues) - time.time(), 0.005))
+                wait = min(wait, max(min(dues) - self.clock(), 0.005))
             await asyncio.sleep(min(wait, max(left, 0.0)))
 
 
