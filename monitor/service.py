@@ -24,7 +24,8 @@ log = structlog.get_logger("livewatch.service")
 def make_state(config: Config, client: aioredis.Redis) -> FeedState:
     """FeedState with the configured bounds."""
     return FeedState(client, max_entries=config.state.max_entries_per_feed,
-                     stream_maxlen=config.state.stream_maxlen)
+                     stream_maxlen=config.state.stream_maxlen,
+                     failing_after=config.operator.failing_after)
 
 
 async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Event,

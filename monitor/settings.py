@@ -414,6 +414,9 @@ class OperatorSettings(_Model):
     the rules that watch the feed."""
 
     channels: list[str] = Field(default_factory=list)
+    #: After this many consecutive failed polls of a feed, one "failing" notice (and one
+    #: "recovered" notice when it next succeeds); 0 turns these notices off.
+    failing_after: Annotated[int, Field(ge=0, le=1000)] = 5
 
 
 class Config(_Model):

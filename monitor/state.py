@@ -71,10 +71,13 @@ class Health:
 class FeedState:
     """Redis-backed state of feeds. The client must use `decode_responses=True`."""
 
-    def __init__(self, client: aioredis.Redis, *, max_entries: int, stream_maxlen: int) -> None:
+    def __init__(self, client: aioredis.Redis, *, max_entries: int, stream_maxlen: int,
+                 failing_after: int = 5) -> None:
         self.client = client
         self.max_entries = max_entries
         self.stream_maxlen = stream_maxlen
+        #: Consecutive failed polls that make one "failing" notice (0: never).
+        self.failing_after = failing_after
         self._commit = client.register_script(_COMMIT_LUA)
 
     async def load(self, feed: str) -> Snapshot:
@@ -154,13 +157,23 @@ class FeedState:
         await self.client.hset(keys.meta(feed), mapping=mapping)
 
     async def record_success(self, feed: str, status: str, kind: str | None = None) -> None:
-        """Reset the failure streak after a good poll (and note the kind parsed, if any)."""
+        """Reset the failure streak after a good poll (and note the kind parsed, if any). A
+        feed that had been reported failing gets one "recovered" notice."""
         now = time.time()
         mapping: dict[Any, Any] = {"consecutive_failures": 0, "last_status": status,
                                    "last_error": "", "last_poll": now, "last_success": now}
         if kind:
             mapping["kind"] = kind
-        await self.client.hset(keys.health(feed), mapping=mapping)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.health(feed), ["consecutive_failures", "failing_since"])
+            pipe.hdel(keys.health(feed), "failing_since")
+            pipe.hset(keys.health(feed), mapping=mapping)
+            (streak, since), reported, _ = await pipe.execute()
+        if reported:  # HDEL is atomic: exactly one poller sees the notice was out
+            down = _ago(now - float(since)) if since else "a while"
+            await self._notice(Notice("recovered", feed, (
+                f"Feed {feed} is polled fine again after {streak or 'several'} failed polls "
+                f"(failing for {down})."), now))
 
     async def set_next_poll(self, feed: str, at: float) -> None:
         """Note when the scheduler will poll `feed` next (shown by `livewatch status`)."""
@@ -168,14 +181,25 @@ class FeedState:
             await self.client.hset(keys.health(feed), "next_poll", at)
 
     async def record_failure(self, feed: str, reason: str) -> int:
-        """Count a failed poll; returns the number of consecutive failures."""
+        """Count a failed poll; returns the number of consecutive failures. The poll that
+        makes the streak reach `failing_after` sends one "failing" notice."""
+        now = time.time()
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hincrby(keys.health(feed), "consecutive_failures", 1)
             pipe.hincrby(keys.health(feed), "total_failures", 1)
             pipe.hset(keys.health(feed), mapping={
-                "last_status": "error", "last_error": reason[:500], "last_poll": time.time()})
+                "last_status": "error", "last_error": reason[:500], "last_poll": now})
             streak, _, _ = await pipe.execute()
+        if self.failing_after and int(streak) == self.failing_after:  # one poller sees it
+            await self.client.hset(keys.health(feed), "failing_since", now)
+            await self._notice(Notice("failing", feed, (
+                f"Feed {feed} failed {streak} polls in a row; it keeps being retried with "
+                f"backoff. Last error: {reason[:300]}"), now))
         return int(streak)
+
+    async def _notice(self, notice: Notice) -> None:
+        await self.client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()},
+                               maxlen=self.stream_maxlen, approximate=True)
 
     async def health(self, feed: str) -> Health:
         """Current poll health of a feed."""
@@ -190,3 +214,12 @@ class FeedState:
             last_status=raw.get("last_status") or None, last_error=raw.get("last_error") or None,
             last_poll=number("last_poll"), last_success=number("last_success"),
         )
+
+
+def _ago(seconds: float) -> str:
+    """`95` -> `2 min`; a short human span."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
