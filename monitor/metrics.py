@@ -39,8 +39,9 @@ FEED_FAILURES = Gauge("livewatch_feed_consecutive_failures",
                       ["feed"])
 MATCHES = Counter("livewatch_matches", "Rule matches that produced alerts.", ["rule"])
 DELIVERIES = Counter("livewatch_deliveries", "Delivery attempts by channel and outcome: "
-                     "delivered, retry (retryable failure), dead (permanent failure), "
-                     "duplicate (already delivered, skipped).", ["channel", "outcome"])
+                     "delivered, retry (retryable failure), dead (permanent failure or "
+                     "given up), held (kept for a digest), duplicate (already queued, "
+                     "skipped).", ["channel", "outcome"])
 DELIVERY_SECONDS = Histogram("livewatch_delivery_seconds", "Time of one delivery attempt.",
                              ["channel"], buckets=_LATENCY)
 DEAD_LETTERED = Counter("livewatch_dead_lettered", "Messages or alerts this process "
@@ -49,7 +50,13 @@ STREAM_LAG = Gauge("livewatch_stream_lag", "Entries not yet delivered to the con
                    ["stream"])
 STREAM_PENDING = Gauge("livewatch_stream_pending",
                        "Entries delivered to a worker but not yet acknowledged.", ["stream"])
-DEAD_LETTERS = Gauge("livewatch_dead_letters", "Length of the dead-letter stream.")
+DEAD_LETTERS = Gauge("livewatch_dead_letters", "Length of the dead-letter stream of events "
+                     "no worker could handle.")
+OUTBOX_QUEUED = Gauge("livewatch_outbox_queued", "Deliveries queued or being sent (including "
+                      "those waiting for a retry).")
+OUTBOX_DEAD = Gauge("livewatch_outbox_dead", "Dead-lettered deliveries (`livewatch alerts dead`).")
+CHANNELS_DISABLED = Gauge("livewatch_channels_disabled",
+                          "Channels disabled after their endpoint answered 410 Gone.")
 FEEDS_FAILING = Gauge("livewatch_feeds_failing",
                       "Enabled feeds whose last poll failed (from Redis).")
 FEEDS = Gauge("livewatch_feeds", "Enabled feeds in the configuration.")
@@ -91,6 +98,14 @@ async def refresh(client: aioredis.Redis, config: Config) -> None:
             STREAM_LAG.labels(info.stream).set(info.lag)
         STREAM_PENDING.labels(info.stream).set(info.pending)
     DEAD_LETTERS.set(await client.xlen(keys.DEAD_EVENTS_STREAM))
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.OUTBOX_DUE)
+        pipe.zcard(keys.OUTBOX_DEAD)
+        pipe.hlen(keys.DISABLED_CHANNELS)
+        queued, dead, disabled = await pipe.execute()
+    OUTBOX_QUEUED.set(queued)
+    OUTBOX_DEAD.set(dead)
+    CHANNELS_DISABLED.set(disabled)
     enabled = [feed.name for feed in config.feeds if feed.enabled]
     FEEDS.set(len(enabled))
     FEEDS_FAILING.set(len(await failing_feeds(client, enabled)))

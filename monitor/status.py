@@ -100,6 +100,9 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
             pipe.hgetall(keys.health(feed.name))
             pipe.hlen(keys.fingerprints(feed.name))
         pipe.hgetall(keys.CHANNEL_STATS)
+        pipe.zcard(keys.OUTBOX_DUE)
+        pipe.zcard(keys.OUTBOX_DEAD)
+        pipe.hkeys(keys.DISABLED_CHANNELS)
         pipe.xlen(keys.DEAD_EVENTS_STREAM)
         results = await pipe.execute()
     feeds = []
@@ -116,8 +119,9 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
             "total_failures": int(health.get("total_failures") or 0),
             "last_error": health.get("last_error") or None,
         })
-    stats: dict[str, str] = results[-2]
-    channels = [{"name": c.name, "type": c.type,
+    stats: dict[str, str] = results[-5]
+    queued, dead_alerts, disabled = int(results[-4]), int(results[-3]), set(results[-2])
+    channels = [{"name": c.name, "type": c.type, "disabled": c.name in disabled,
                  **{o: int(stats.get(f"{c.name}:{o}") or 0) for o in CHANNEL_OUTCOMES}}
                 for c in config.channels]
     workers = []
@@ -131,7 +135,8 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
                         "idle_s": int(consumer["idle"]) / 1000})
     return {"at": time.time(), "feeds": feeds, "channels": channels, "workers": workers,
             "streams": [asdict(g) for g in await stream_groups(client)],
-            "dead_letters": int(results[-1])}
+            "dead_letters": int(results[-1]), "deliveries_queued": queued,
+            "dead_deliveries": dead_alerts}
 
 
 def _when(at: float | None, now: float) -> str:
@@ -161,7 +166,9 @@ def render(report: dict[str, Any], out: Console) -> None:
     out.print(feeds)
     channels = Table("channel", "type", *CHANNEL_OUTCOMES, title="channels")
     for c in report["channels"]:
-        channels.add_row(c["name"], c["type"], *(str(c[o]) for o in CHANNEL_OUTCOMES))
+        channels.add_row(c["name"] + (" (disabled: 410 Gone)" if c.get("disabled") else ""),
+                         c["type"], *(str(c[o]) for o in CHANNEL_OUTCOMES),
+                         style="red" if c.get("disabled") else "")
     out.print(channels)
     workers = Table("consumer", "pending", "idle", title="workers")
     for w in report["workers"]:
@@ -172,4 +179,6 @@ def render(report: dict[str, Any], out: Console) -> None:
         streams.add_row(s["stream"], str(s["length"]), "-" if s["lag"] is None else str(s["lag"]),
                         str(s["pending"]), str(s["consumers"]))
     out.print(streams)
-    out.print(f"dead letters: {report['dead_letters']}")
+    out.print(f"deliveries queued or retrying: {report['deliveries_queued']}; "
+              f"dead deliveries: {report['dead_deliveries']} (`livewatch alerts dead`); "
+              f"dead events: {report['dead_letters']}")

@@ -301,8 +301,9 @@ async def test_status_json_reflects_a_failing_feed_on_the_embedded_redis(
     assert broken["last_poll"] is not None and broken["next_poll"] is not None
     assert summit["consecutive_failures"] == 0 and summit["entries"] == 1
     assert summit["detected_kind"] == "rss"
-    assert report["channels"] == [{"name": "hook", "type": "webhook", "delivered": 0,
-                                   "retry": 0, "dead": 0}]
+    assert report["channels"] == [{"name": "hook", "type": "webhook", "disabled": False,
+                                   "delivered": 0, "retry": 0, "dead": 0}]
+    assert (report["deliveries_queued"], report["dead_deliveries"]) == (0, 0)
     assert {s["stream"] for s in report["streams"]} == {"lw:events", "lw:notices"}
     assert report["redis"].startswith("redis://127.0.0.1:")
     assert service.stop() == 0

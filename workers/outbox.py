@@ -225,9 +225,8 @@ class Outbox:
         try:
             await channel.send(item)
         except ChannelGoneError as exc:
-            self._count(item.channel, "dead", started)
             await self._disable(item.channel, exc.reason)
-            await self._give_up(item, claim, exc.reason)
+            await self._give_up(item, claim, exc.reason, started)
             return
         except DeliveryError as exc:
             await self._failed(item, claim, exc.reason, exc.retryable, exc.retry_after, started)
@@ -252,13 +251,12 @@ class Outbox:
         created = float(raw[1] or self.clock())
         now = self.clock()
         if not retryable:
-            self._count(item.channel, "dead", started)
-            await self._give_up(item, claim, reason)
+            await self._give_up(item, claim, reason, started)
             return
         wait = retry_delay(self.settings, attempts, retry_after)
         if now + wait - created > self.settings.give_up_after:
-            self._count(item.channel, "dead", started)
-            await self._give_up(item, claim, f"gave up after {attempts} attempts: {reason}")
+            await self._give_up(item, claim, f"gave up after {attempts} attempts: {reason}",
+                                started)
             return
         self._count(item.channel, "retry", started)
         await self._record(item.id, claim, "retry", error=reason, next_due=now + wait)
@@ -266,11 +264,11 @@ class Outbox:
         await log.awarning("delivery failed; will retry", error=reason, attempt=attempts,
                            retry_in_s=round(wait, 3), **ids)
 
-    async def _give_up(self, item: Deliverable, claim: str, reason: str) -> None:
+    async def _give_up(self, item: Deliverable, claim: str, reason: str,
+                       started: float | None = None) -> None:
         await self._record(item.id, claim, "dead", error=reason)
+        self._count(item.channel, "dead", started or time.monotonic())
         metrics.DEAD_LETTERED.labels("alerts").inc()
-        with contextlib.suppress(RedisError):
-            await self.client.hincrby(keys.CHANNEL_STATS, f"{item.channel}:dead_letters", 1)
         await log.aerror("delivery dead-lettered", error=reason, **_ids(item))
 
     async def _record(self, delivery_id: str, claim: str, outcome: str, *, error: str = "",
