@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,18 @@ channels:
     assert plain.returncode == 1
     out = " ".join(plain.stdout.split())
     assert "LiveBlogPosting" in out and "kind: html" in out and "selectors" in out
+
+
+def test_check_config_lists_queries_and_severity(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("""
+feeds: [{name: summit, url: "https://news.example.org/live.rss"}]
+rules:
+  - {name: troops, query: '(troops OR soldiers) NEAR/3 Ukraine', channels: [hook],
+     severity: urgent}
+channels: [{name: hook, type: webhook, url: "https://hooks.example.org/x"}]
+""")
+    result = livewatch("check-config", str(path), env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "troops" in line)
+    assert "(troops OR soldiers) NEAR/3 Ukraine" in line and "urgent" in line

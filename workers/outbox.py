@@ -337,6 +337,9 @@ class Outbox:
                 except (RedisError, OSError) as exc:
                     await log.awarning("outbox: Redis unavailable; retrying", error=str(exc))
                     wait = 1.0
+                except Exception:  # a bug must not stop every delivery of this worker
+                    await log.aexception("outbox loop failed; retrying")
+                    wait = 1.0
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(stop.wait(), self._wake.wait()), wait)
