@@ -56,14 +56,17 @@ BLOCKED_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str
 def blocked_reason(address: str | IPAddress) -> str | None:
     """Why `address` is not a public unicast address ("loopback", "private", …), else None.
 
-    IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible, 6to4 and NAT64 addresses are judged by the
-    IPv4 address they carry as well.
+    IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible, 6to4, Teredo and NAT64 addresses are judged
+    by the IPv4 addresses they carry as well.
     """
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     for net, why in BLOCKED_NETWORKS:
         if ip.version == net.version and ip in net:
             return why
     if isinstance(ip, ipaddress.IPv6Address):
+        if ip.teredo is not None:  # 2001::/32: judged by the server and (client) it carries
+            server, client = ip.teredo
+            return blocked_reason(client) or blocked_reason(server)
         embedded = ip.ipv4_mapped or ip.sixtofour
         if embedded is None and int(ip) >> 32 == 0 and int(ip) > 1:
             embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)  # IPv4-compatible ::a.b.c.d

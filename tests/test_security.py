@@ -55,6 +55,8 @@ UA = "livewatch-test/1.0"
     ("::ffff:169.254.169.254", "link-local"), ("::ffff:10.0.0.1", "private"),
     ("2002:7f00:1::", "loopback"), ("::10.0.0.1", "private"), ("255.255.255.255", "reserved"),
     ("192.0.2.10", "documentation"),
+    ("2001:0:4136:e378:8000:ffff:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1
+    ("2001:0:a00:1:8000:ffff:f7f7:f7f7", "private"),  # Teredo via server 10.0.0.1
 ])
 def test_blocked_addresses(address: str, why: str) -> None:
     assert blocked_reason(address) == why
@@ -62,7 +64,8 @@ def test_blocked_addresses(address: str, why: str) -> None:
 
 @pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "1.1.1.1", "100.63.255.255",
                                      "100.128.0.1", "172.32.0.1", "2606:4700:4700::1111",
-                                     "::ffff:8.8.8.8", "2002:808:808::"])
+                                     "::ffff:8.8.8.8", "2002:808:808::",
+                                     "2001:0:4136:e378:8000:ffff:f7f7:f7f7"])
 def test_public_addresses(address: str) -> None:
     assert blocked_reason(address) is None
 
