@@ -386,3 +386,15 @@ def test_env_secrets_never_in_output(tmp_path: Path, feed_server: FeedServer,
     checked = check_config(literal, env)
     assert "world-readable" in checked.stderr and "channels[0].secret" in checked.stderr
     assert "whsec_literal_value" not in checked.stdout + checked.stderr
+    # The service says so at startup too, in its log, without the value.
+    started = Service(["worker", "--config", str(literal), "--log-format", "json"],
+                      tmp_path / "literal.log", env=env)
+    started.start()
+    try:
+        deadline = time.monotonic() + 20
+        while "world-readable" not in started.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)  # a sync test: nothing else runs on this thread
+    finally:
+        started.kill()
+    assert "world-readable" in started.logs() and "channels[0].secret" in started.logs()
+    assert "whsec_literal_value" not in started.logs()
