@@ -22,6 +22,7 @@ from monitor.config_loader import load_config
 from monitor.control import Control, serve
 from monitor.errors import ConfigError, LivewatchError, StateError
 from monitor.logs import configure_logging
+from monitor.runtime import redis_client
 from monitor.secretcheck import env_values, redact, world_readable_secrets
 from monitor.service import run_pollers
 from monitor.settings import Config
@@ -114,15 +115,17 @@ def check_config(path: Path) -> None:
         table.add_row(feed.name + ("" if feed.enabled else " (disabled)"), feed.kind,
                       f"{config.interval(feed):g}s", redact(feed.url, hidden))
     out.print(table)
-    rules = Table("rule", "any", "all", "none", "feeds", "channels", title="rules")
+    rules = Table("rule", "any", "all", "none", "query", "feeds", "channels", "severity",
+                  title="rules")
     for rule in config.rules:
+        query = rule.query or "-"
         rules.add_row(rule.name, str(len(rule.any)), str(len(rule.all)), str(len(rule.none)),
-                      ", ".join(rule.feeds), ", ".join(rule.channels))
+                      query if len(query) <= 60 else query[:59] + "…",
+                      ", ".join(rule.feeds), ", ".join(rule.channels), rule.severity)
     out.print(rules)
     channels = Table("channel", "type", "target", title="channels")
     for channel in config.channels:
-        target = channel.url if channel.type == "webhook" else ", ".join(channel.to)
-        channels.add_row(channel.name, channel.type, redact(target, hidden))
+        channels.add_row(channel.name, channel.type, redact(channel.target, hidden))
     out.print(channels)
 
 
@@ -166,13 +169,11 @@ def status(config_path: Path, as_json: bool) -> None:
         return
 
     async def go(url: str) -> dict[str, Any]:
-        client = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=3)
         try:
-            return await st.collect(client, config)
+            async with redis_client(config.redis, url, socket_connect_timeout=3) as client:
+                return await st.collect(client, config)
         except (RedisError, OSError) as exc:
             raise StateError(f"cannot reach Redis at {st.redact(url)}: {exc}") from exc
-        finally:
-            await client.aclose()
 
     try:
         report = asyncio.run(go(url))

@@ -90,16 +90,54 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+class SentinelSettings(_Model):
+    """Redis Sentinel: the sentinels are asked for the current master of `master` (again after
+    a failover)."""
+
+    master: Annotated[str, Field(min_length=1)]
+    sentinels: list[Annotated[str, AfterValidator(_host_port)]] = Field(min_length=1)
+    db: Annotated[int, Field(ge=0)] = 0
+    #: Credentials of the master (and replicas).
+    username: str | None = None
+    password: SecretStr | None = None
+    #: Password of the sentinels themselves, when they require one.
+    sentinel_password: SecretStr | None = None
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The sentinels as (host, port), IPv6 brackets removed."""
+        out = []
+        for value in self.sentinels:
+            host, _, port = value.rpartition(":")
+            out.append((host.strip("[]"), int(port)))
+        return out
+
+
 class RedisSettings(_Model):
-    """`url: embedded` (the default) starts a private redis-server with AOF in `data_dir`."""
+    """`url: embedded` (the default) starts a private redis-server with AOF in `data_dir`;
+    `url: redis://…` uses a standalone server; `sentinel` finds the master through Sentinel."""
 
     url: str = "embedded"
     data_dir: Path = Path(".livewatch")
+    sentinel: SentinelSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_connect(self) -> RedisSettings:
+        if self.sentinel is not None and "url" in self.model_fields_set:
+            raise ValueError("set either `url` or `sentinel`, not both")
+        return self
 
     @property
     def embedded(self) -> bool:
         """True when livewatch should run its own redis-server."""
-        return self.url in ("", "embedded")
+        return self.sentinel is None and self.url in ("", "embedded")
 
 
 class Defaults(_Model):
@@ -317,6 +355,11 @@ class WebhookChannelSettings(_ChannelBase):
     timeout: Duration = 10.0
     headers: dict[str, str] = Field(default_factory=dict)
 
+    @property
+    def target(self) -> str:
+        """Where alerts go, for listings."""
+        return self.url
+
 
 class SmtpSettings(_Model):
     """How to reach the SMTP server. `ssl` is implicit TLS (port 465); `starttls` upgrades."""
@@ -347,9 +390,76 @@ class EmailChannelSettings(_ChannelBase):
     smtp: SmtpSettings
     subject_prefix: str = "[livewatch]"
 
+    @property
+    def target(self) -> str:
+        """Where alerts go, for listings."""
+        return ", ".join(self.to)
+
+
+def _url_host(url: str) -> str:
+    """`scheme://host/…`: a webhook URL with its path (which often is the token) left out."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}/…"
+
+
+class ChatWebhookSettings(_ChannelBase):
+    """A chat service's incoming webhook. Its URL is the credential: only its host is shown."""
+
+    url: HttpUrl
+    timeout: Duration = 10.0
+
+    @property
+    def target(self) -> str:
+        """Where messages go, for listings (the URL's path is left out)."""
+        return _url_host(self.url)
+
+
+class SlackChannelSettings(ChatWebhookSettings):
+    """Post Block Kit messages to a Slack incoming webhook."""
+
+    type: Literal["slack"]
+    #: Sender name; honoured only by legacy (non-app) incoming webhooks.
+    username: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+
+
+class DiscordChannelSettings(ChatWebhookSettings):
+    """Post an embed to a Discord channel webhook (mentions never ping)."""
+
+    type: Literal["discord"]
+    #: Overrides the webhook's default name.
+    username: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+
+
+class TeamsChannelSettings(ChatWebhookSettings):
+    """Post an Adaptive Card to a Microsoft Teams Workflows (or incoming) webhook."""
+
+    type: Literal["teams"]
+
+
+def _apprise_url(value: SecretStr) -> SecretStr:
+    scheme, sep, rest = value.get_secret_value().partition("://")
+    if not sep or not rest or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        raise ValueError("expected an Apprise URL such as tgram://TOKEN/CHAT or mailto://…")
+    return value
+
+
+class AppriseChannelSettings(_ChannelBase):
+    """Notify any service Apprise supports; each URL holds credentials and is never shown."""
+
+    type: Literal["apprise"]
+    urls: list[Annotated[SecretStr, AfterValidator(_apprise_url)]] = Field(min_length=1)
+    #: How long one notification (to every URL) may take.
+    timeout: Duration = 30.0
+
+    @property
+    def target(self) -> str:
+        """The URLs' schemes only (`tgram://…, mailto://…`)."""
+        return ", ".join(u.get_secret_value().partition("://")[0] + "://…" for u in self.urls)
+
 
 #: Every channel settings class; add new channel types here (and to CHANNEL_TYPES).
-AnyChannelSettings = WebhookChannelSettings | EmailChannelSettings
+AnyChannelSettings = (WebhookChannelSettings | EmailChannelSettings | SlackChannelSettings
+                      | DiscordChannelSettings | TeamsChannelSettings | AppriseChannelSettings)
 ChannelSettings = Annotated[AnyChannelSettings, Field(discriminator="type")]
 
 

@@ -19,13 +19,19 @@ from servers import Received, WebhookReceiver
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.embedded import free_port
-from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
-from monitor.models import Entry, Event
+from monitor.errors import (
+    ChannelGoneError,
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+)
+from monitor.models import Entry, Event, Notice
 from monitor.settings import EmailChannelSettings, RuleSettings, WebhookChannelSettings
 from workers.channels import CHANNEL_TYPES, EmailChannel, WebhookChannel, build_channel
 from workers.channels.webhook import signing_key
 from workers.match import Matcher
-from workers.render import Alert, make_alert, webhook_payload
+from workers.notices import make_notice
+from workers.render import Alert, make_alert, thread_root, webhook_payload
 
 KEY = b"livewatch-test-key-0123456789abcdef"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -140,7 +146,7 @@ async def test_webhook_retry_keeps_the_id(webhook_receiver: WebhookReceiver,
     (400, {}, PermanentDeliveryError, None),
     (401, {}, PermanentDeliveryError, None),
     (404, {}, PermanentDeliveryError, None),
-    (410, {}, PermanentDeliveryError, None),
+    (410, {}, ChannelGoneError, None),
     (422, {}, PermanentDeliveryError, None),
     (301, {"Location": "https://elsewhere.example.org/"}, PermanentDeliveryError, None),
 ])
@@ -250,6 +256,23 @@ async def test_email_arrives_with_text_and_html(smtp_server: SmtpServer) -> None
     assert "https://news.example.org/live/defence#post-42" in parts["text/html"]
 
 
+async def test_email_thread_headers_arrive(smtp_server: SmtpServer) -> None:
+    channel = EmailChannel(email(smtp_server.port))
+    first = make_alert_for("editors")
+    second = make_alert_for("editors", text=TEXT + " Later: the coalition of the willing met.")
+    notice = make_notice(Notice("failing", "defence-live", "5 polls failed", time.time()),
+                         "editors", None)
+    for item in (first, second, notice):
+        await channel.send(item)
+    wait_until(lambda: len(smtp_server.inbox.messages) == 3)
+    one, two, three = smtp_server.inbox.messages
+    assert isinstance(one, Message) and isinstance(two, Message) and isinstance(three, Message)
+    assert one["Message-ID"] != two["Message-ID"]
+    root = thread_root("defence-live", datetime.now(UTC).date())
+    assert one["In-Reply-To"] == one["References"] == two["References"] == root
+    assert three["Message-ID"] == f"<{notice.id}@livewatch>"
+
+
 async def test_email_required_starttls_unavailable_is_permanent(smtp_server: SmtpServer) -> None:
     channel = EmailChannel(email(smtp_server.port, starttls=True))
     with pytest.raises(PermanentDeliveryError):
@@ -309,7 +332,7 @@ async def test_email_smtp_replies_are_classified(refusing_smtp: int,
 # --- registry ---------------------------------------------------------------------------------
 
 async def test_build_channel_uses_the_registry(http: httpx.AsyncClient) -> None:
-    assert set(CHANNEL_TYPES) == {"webhook", "email"}
+    assert set(CHANNEL_TYPES) == {"webhook", "email", "slack", "discord", "teams", "apprise"}
     hook = build_channel(webhook("https://hooks.example.org/lw"), http)
     mail = build_channel(email(2525), http)
     assert isinstance(hook, WebhookChannel) and hook.name == "newsdesk"

@@ -66,7 +66,9 @@ def running(service_log: Path) -> Iterator[list[Service]]:
 
 
 def alerts(hook: WebhookReceiver) -> list[tuple[str, str, str]]:
-    return [(b["event"], b["feed"]["name"], b["entry"]["id"]) for b in hook.bodies()]
+    """The alerts received (operator notices about the broken feeds are left out)."""
+    return [(b["event"], b["feed"]["name"], b["entry"]["id"]) for b in hook.bodies()
+            if b["type"] == "alert"]
 
 
 async def polled_after_change(feeds: FeedServer, path: str, client: aioredis.Redis) -> None:

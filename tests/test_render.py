@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 
 import pytest
@@ -19,6 +19,7 @@ from workers.render import (
     header_text,
     make_alert,
     safe_link,
+    thread_root,
     webhook_payload,
 )
 
@@ -187,3 +188,26 @@ def test_webhook_payload_drops_non_http_entry_links() -> None:
                   version=entry.version, detected_at=1.0)
     alert = make_alert(event, RuleMatch("r", (Hit("coalition", "text", 0, 9),)), "c")
     assert webhook_payload(alert)["entry"]["url"] is None
+
+
+def test_email_threads_one_feed_per_utc_day() -> None:
+    def thread(feed: str = "summit-live", detected_at: float = 1_740_913_500.0,
+               entry: str = "p7") -> tuple[str, str, str]:
+        base = make_event()
+        event = Event(kind="new", feed=feed, feed_url=base.feed_url,
+                      entry=Entry(id=entry, url=base.entry.url, title=base.entry.title,
+                                  text=base.entry.text), version=base.version,
+                      detected_at=detected_at)
+        message = email_message(alert_for(event), EMAIL)
+        return message["Message-ID"], message["In-Reply-To"], message["References"]
+
+    first_id, root, refs = thread()
+    assert root == refs and root.startswith("<lw-thread.") and root.endswith("@livewatch>")
+    assert root == thread_root("summit-live", date(2025, 3, 2))
+    # another entry of the feed later the same (UTC) day: another message, the same thread
+    later_id, later_root, _ = thread(entry="p8", detected_at=1_740_913_500.0 + 10 * 3600)
+    assert later_id != first_id and later_root == root
+    # another feed, or the next day: another thread
+    assert thread(feed="wires")[1] != root
+    assert thread(detected_at=1_740_913_500.0 + 86400)[1] != root
+    assert thread_root("summit-live", date(2025, 3, 3)) != root

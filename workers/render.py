@@ -12,7 +12,7 @@ import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -115,12 +115,14 @@ def header_text(value: str, limit: int = SUBJECT_MAX) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def _title(alert: Alert) -> str:
+def alert_title(alert: Alert) -> str:
+    """What to call the entry: its title, else the start of its text, else its id."""
     entry = alert.event.entry
     return entry.title or entry.text[:120] or entry.id
 
 
-def _mark(text: str, spans: Sequence[Span]) -> str:
+def mark_html(text: str, spans: Sequence[Span]) -> str:
+    """`text` HTML-escaped with `spans` in `<mark>`."""
     out, pos = [], 0
     for start, end in spans:
         out += [html.escape(text[pos:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
@@ -129,7 +131,7 @@ def _mark(text: str, spans: Sequence[Span]) -> str:
     return "".join(out)
 
 
-def _snippets(alert: Alert) -> list[tuple[str, list[Span]]]:
+def alert_snippets(alert: Alert) -> list[tuple[str, list[Span]]]:
     """Text snippets around the hits in the entry text (title hits are marked in the title)."""
     text_hits = [h for h in alert.match.hits if h.field == "text"]
     return snippets(alert.event.entry.text, text_hits, SNIPPET_WIDTH, limit=3)
@@ -153,8 +155,8 @@ def _facts(alert: Alert) -> list[tuple[str, str]]:
 def email_text(alert: Alert) -> str:
     """The plain-text body of the alert email."""
     link = safe_link(alert.event.entry.url)
-    lines = [_title(alert), ""]
-    lines += [f"  {text}" for text, _ in _snippets(alert)]
+    lines = [alert_title(alert), ""]
+    lines += [f"  {text}" for text, _ in alert_snippets(alert)]
     if link:
         lines += ["", f"Read it: {link}"]
     lines.append("")
@@ -163,22 +165,29 @@ def email_text(alert: Alert) -> str:
     return "\n".join(lines) + "\n"
 
 
+def title_html(alert: Alert) -> str:
+    """The entry's title HTML-escaped, with title hits in `<mark>`."""
+    entry = alert.event.entry
+    title_hits = [h for h in alert.match.hits if h.field == "title"]
+    if not entry.title:
+        return html.escape(alert_title(alert))
+    if not title_hits:
+        return html.escape(entry.title)
+    title_text, title_spans = snippet(entry.title, title_hits, len(entry.title) + 1)
+    return mark_html(title_text, title_spans)
+
+
 def email_html(alert: Alert) -> str:
     """The HTML body of the alert email; all feed text escaped, hits in `<mark>`."""
     entry = alert.event.entry
-    title_hits = [h for h in alert.match.hits if h.field == "title"]
-    if entry.title:
-        title_text, title_spans = snippet(entry.title, title_hits, len(entry.title) + 1)
-        title = _mark(title_text, title_spans) if title_hits else html.escape(entry.title)
-    else:
-        title = html.escape(_title(alert))
+    title = title_html(alert)
     link = safe_link(entry.url)
     if link:
         title = f'<a href="{html.escape(link, quote=True)}">{title}</a>'
     parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"></head><body>',
              f"<h2>{title}</h2>"]
-    parts += [f"<blockquote><p>{_mark(text, spans)}</p></blockquote>"
-              for text, spans in _snippets(alert)]
+    parts += [f"<blockquote><p>{mark_html(text, spans)}</p></blockquote>"
+              for text, spans in alert_snippets(alert)]
     if link:
         safe = html.escape(link, quote=True)
         parts.append(f'<p><a href="{safe}">{html.escape(link)}</a></p>')
@@ -192,21 +201,30 @@ def email_html(alert: Alert) -> str:
 
 def email_subject(alert: Alert, prefix: str) -> str:
     """`{prefix} {rule}: {title}` on one line, at most SUBJECT_MAX characters."""
-    return header_text(f"{prefix} {alert.rule}: {_title(alert)}")
+    return header_text(f"{prefix} {alert.rule}: {alert_title(alert)}")
+
+
+def thread_root(feed: str, day: date) -> str:
+    """The Message-ID of the (never sent) root message that threads `feed`'s alerts of `day`."""
+    key = json.dumps([feed, day.isoformat()], ensure_ascii=False)
+    return f"<lw-thread.{hashlib.sha256(key.encode()).hexdigest()[:32]}@livewatch>"
 
 
 def email_message(alert: Alert, channel: EmailChannelSettings) -> EmailMessage:
-    """A multipart/alternative (text + HTML) email; the Message-ID is derived from the alert id."""
+    """A multipart/alternative (text + HTML) email; the Message-ID is derived from the alert id,
+    and `In-Reply-To`/`References` name one thread per feed per UTC day (`thread_root`)."""
     message = EmailMessage()
+    detected = detected_at(alert)
+    root = thread_root(alert.event.feed, detected.date())
     message["Subject"] = email_subject(alert, channel.subject_prefix)
     message["From"] = channel.sender
     message["To"] = ", ".join(channel.to)
-    message["Date"] = format_datetime(detected_at(alert))
+    message["Date"] = format_datetime(detected)
     message["Message-ID"] = f"<{alert.id}@livewatch>"
+    message["In-Reply-To"] = root
+    message["References"] = root
     message["Auto-Submitted"] = "auto-generated"
     message["X-Livewatch-Alert"] = alert.id
     message.set_content(email_text(alert))
     message.add_alternative(email_html(alert), subtype="html")
     return message
-
-

@@ -6,20 +6,23 @@ from typing import Protocol
 
 import httpx
 
-from monitor.settings import EmailChannelSettings, WebhookChannelSettings
+from monitor.settings import AnyChannelSettings
+from workers.channels.apprise import AppriseChannel
 from workers.channels.base import Channel
+from workers.channels.discord import DiscordChannel
 from workers.channels.email import EmailChannel
+from workers.channels.slack import SlackChannel
+from workers.channels.teams import TeamsChannel
 from workers.channels.webhook import WebhookChannel
 
-__all__ = ["CHANNEL_TYPES", "Channel", "ChannelType", "EmailChannel", "WebhookChannel",
-           "build_channel"]
+__all__ = ["CHANNEL_TYPES", "AppriseChannel", "Channel", "ChannelType", "DiscordChannel",
+           "EmailChannel", "SlackChannel", "TeamsChannel", "WebhookChannel", "build_channel"]
 
 
 class ChannelType(Protocol):
     """A channel class: builds a channel from its settings and the shared HTTP client."""
 
-    def build(self, settings: WebhookChannelSettings | EmailChannelSettings,
-              http_client: httpx.AsyncClient) -> Channel:
+    def build(self, settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Channel:
         """Construct the channel (TypeError if `settings` is for another type)."""
         ...
 
@@ -27,11 +30,14 @@ class ChannelType(Protocol):
 CHANNEL_TYPES: dict[str, ChannelType] = {
     "webhook": WebhookChannel,
     "email": EmailChannel,
+    "slack": SlackChannel,
+    "discord": DiscordChannel,
+    "teams": TeamsChannel,
+    "apprise": AppriseChannel,
 }
 
 
-def build_channel(settings: WebhookChannelSettings | EmailChannelSettings,
-                  http_client: httpx.AsyncClient) -> Channel:
+def build_channel(settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Channel:
     """The channel configured by `settings` (`type:` picks the class from CHANNEL_TYPES)."""
     try:
         kind = CHANNEL_TYPES[settings.type]

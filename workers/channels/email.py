@@ -1,34 +1,48 @@
-"""Email over SMTP (aiosmtplib): one multipart text + HTML message per alert.
+"""Email over SMTP (aiosmtplib): one multipart text + HTML message per alert, notice or digest.
 
 `ssl` is implicit TLS; `starttls` None upgrades when the server offers it, True requires it,
 False never upgrades. SMTP 4xx replies, timeouts and connection errors are retryable; 5xx replies
-are permanent. The Message-ID comes from the alert id, so a retried alert is one message.
+are permanent. The Message-ID comes from the item's id, so a retried alert is one message; alert
+emails of one feed on one (UTC) day share a thread (`workers.render.thread_root`).
 """
 
 from __future__ import annotations
+
+from email.message import EmailMessage
 
 import aiosmtplib
 import httpx
 import structlog
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.settings import EmailChannelSettings, WebhookChannelSettings
+from monitor.settings import AnyChannelSettings, EmailChannelSettings
+from workers.digest import Deliverable, Digest
+from workers.digest_render import digest_email
 from workers.notices import OperatorNotice, notice_email
-from workers.render import Alert, email_message
+from workers.render import email_message
 
 log = structlog.get_logger("livewatch.email")
 
 
+def message_for(item: Deliverable, settings: EmailChannelSettings) -> EmailMessage:
+    """The email for an alert, an operator notice or a digest."""
+    if isinstance(item, OperatorNotice):
+        return notice_email(item, settings)
+    if isinstance(item, Digest):
+        return digest_email(item, settings)
+    return email_message(item, settings)
+
+
 class EmailChannel:
-    """Send each alert as an email to the channel's recipients."""
+    """Send each alert (notice, digest) as an email to the channel's recipients."""
 
     def __init__(self, settings: EmailChannelSettings) -> None:
         self.name = settings.name
         self.settings = settings
 
     @classmethod
-    def build(cls, settings: WebhookChannelSettings | EmailChannelSettings,
-              http_client: httpx.AsyncClient) -> EmailChannel:
+    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
+              ) -> EmailChannel:
         """Registry constructor (see `workers.channels.build_channel`); needs no HTTP client."""
         if not isinstance(settings, EmailChannelSettings):
             raise TypeError(f"channel {settings.name!r} is not an email channel")
@@ -40,11 +54,10 @@ class EmailChannel:
             reason = reason.replace(smtp.password.get_secret_value(), "***")
         return f"email {self.name} ({smtp.host}:{smtp.port}): {reason}"
 
-    async def send(self, alert: Alert | OperatorNotice) -> None:
+    async def send(self, item: Deliverable) -> None:
         """Hand the message to the SMTP server; raise a DeliveryError if it was not accepted."""
         smtp = self.settings.smtp
-        message = (notice_email(alert, self.settings) if isinstance(alert, OperatorNotice)
-                   else email_message(alert, self.settings))
+        message = message_for(item, self.settings)
         password = smtp.password.get_secret_value() if smtp.password is not None else None
         try:
             refused, _ = await aiosmtplib.send(
@@ -74,7 +87,7 @@ class EmailChannel:
             raise PermanentDeliveryError(self._fail(f"{type(exc).__name__}: {exc}")) from exc
         if refused:  # accepted for some recipients: a retry would duplicate it for the others
             await log.awarning("email refused for some recipients", channel=self.name,
-                               alert=alert.id, refused=sorted(refused))
+                               alert=item.id, refused=sorted(refused))
 
     async def aclose(self) -> None:
         """Nothing to release: each send opens and closes its own SMTP connection."""

@@ -1,7 +1,10 @@
 """Generic JSON webhook, signed the Standard Webhooks way (`webhook-id`, `-timestamp`,
-`-signature`). 2xx is success; 408, 429, 5xx and network errors are retryable; any other status
-is permanent (410 means the endpoint is gone). Error messages name the host, never the secret or
-the URL path (which may hold a token).
+`-signature`). Statuses are classified by `workers.channels.httpsend`: 2xx is success; 408, 429,
+5xx and network errors are retryable; 410 means the endpoint is gone; any other is permanent.
+Error messages name the host, never the secret or the URL path (which may hold a token).
+
+The body is `webhook_payload` for an alert, `notice_payload` for an operator notice and
+`digest_payload` for a digest; `webhook-id` is the item's id in each case.
 """
 
 from __future__ import annotations
@@ -12,19 +15,19 @@ import hashlib
 import hmac
 import json
 import time
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.fetch import parse_retry_after
-from monitor.settings import EmailChannelSettings, WebhookChannelSettings
+from monitor.settings import AnyChannelSettings, WebhookChannelSettings
+from workers.channels.httpsend import HttpTarget
+from workers.digest import Deliverable, Digest
+from workers.digest_render import digest_payload
 from workers.notices import OperatorNotice, notice_payload
-from workers.render import Alert, webhook_payload
+from workers.render import webhook_payload
 
 SECRET_PREFIX = "whsec_"
-RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 def signing_key(secret: SecretStr | str) -> bytes:
@@ -50,70 +53,45 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def payload(item: Deliverable) -> dict[str, Any]:
+    """The JSON body for an alert, an operator notice or a digest."""
+    if isinstance(item, OperatorNotice):
+        return notice_payload(item)
+    if isinstance(item, Digest):
+        return digest_payload(item)
+    return webhook_payload(item)
+
+
 class WebhookChannel:
-    """POST each alert as JSON to one URL through a shared `httpx.AsyncClient`."""
+    """POST each item as JSON to one URL through a shared `httpx.AsyncClient`."""
 
     def __init__(self, settings: WebhookChannelSettings, client: httpx.AsyncClient) -> None:
         self.name = settings.name
         self.settings = settings
-        self._client = client
         self._key = signing_key(settings.secret) if settings.secret is not None else None
-        self._host = urlsplit(settings.url).hostname or "?"
+        secrets = [settings.secret.get_secret_value()] if settings.secret is not None else []
+        self._target = HttpTarget("webhook", settings.name, settings.url, settings.timeout,
+                                  client, secrets)
 
     @classmethod
-    def build(cls, settings: WebhookChannelSettings | EmailChannelSettings,
-              http_client: httpx.AsyncClient) -> WebhookChannel:
+    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
+              ) -> WebhookChannel:
         """Registry constructor (see `workers.channels.build_channel`)."""
         if not isinstance(settings, WebhookChannelSettings):
             raise TypeError(f"channel {settings.name!r} is not a webhook channel")
         return cls(settings, http_client)
 
-    def _fail(self, reason: str) -> str:
-        """An error message; scrubbed of the secret and URL even if a library echoed them."""
-        secrets = [self.settings.url]
-        if self.settings.secret is not None:
-            secrets.append(self.settings.secret.get_secret_value())
-        for value in secrets:
-            reason = reason.replace(value, "***") if value else reason
-        return f"webhook {self.name} ({self._host}): {reason}"
-
-    async def send(self, alert: Alert | OperatorNotice) -> None:
-        """POST the alert (or notice); raise RetryableDeliveryError or PermanentDeliveryError."""
-        payload = (notice_payload(alert) if isinstance(alert, OperatorNotice)
-                   else webhook_payload(alert))
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    async def send(self, item: Deliverable) -> None:
+        """POST the item; raise a `DeliveryError` unless it was accepted."""
+        body = json.dumps(payload(item), ensure_ascii=False, separators=(",", ":"))
         timestamp = int(time.time())
         headers = httpx.Headers(self.settings.headers)
         headers["content-type"] = "application/json"
-        headers["webhook-id"] = alert.id
+        headers["webhook-id"] = item.id
         headers["webhook-timestamp"] = str(timestamp)
         if self._key is not None:
-            headers["webhook-signature"] = sign(self._key, alert.id, timestamp, body)
-        try:
-            response = await self._client.post(
-                self.settings.url, content=body.encode(), headers=headers,
-                timeout=self.settings.timeout, follow_redirects=False)
-        except httpx.TimeoutException as exc:
-            raise RetryableDeliveryError(self._fail(
-                f"timed out after {self.settings.timeout:g}s ({type(exc).__name__})")) from exc
-        except httpx.HTTPError as exc:
-            raise RetryableDeliveryError(self._fail(
-                f"{type(exc).__name__}: {exc}".rstrip(": "))) from exc
-        self._check(response)
-
-    def _check(self, response: httpx.Response) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        reason = f"HTTP {status} {response.reason_phrase}".rstrip()
-        if status in RETRYABLE_STATUSES or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            raise RetryableDeliveryError(self._fail(reason), retry_after=retry_after)
-        if status == 410:
-            raise PermanentDeliveryError(self._fail(f"{reason}: the endpoint is gone"))
-        if 300 <= status < 400:
-            raise PermanentDeliveryError(self._fail(f"{reason}: redirects are not followed"))
-        raise PermanentDeliveryError(self._fail(reason))
+            headers["webhook-signature"] = sign(self._key, item.id, timestamp, body)
+        await self._target.post(body.encode(), headers)
 
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client is shared and closed by its owner."""

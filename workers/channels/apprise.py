@@ -1,0 +1,105 @@
+"""Apprise (https://github.com/caronc/apprise): one channel notifying any of the services Apprise
+supports through its URLs (`tgram://…`, `mailto://…`, `ntfys://…`, `json://…`).
+
+Apprise is synchronous, so `notify` runs in a worker thread bounded by the channel's `timeout`.
+It reports only success or failure, so every failure (and a timeout) is retryable; an URL Apprise
+cannot parse is a permanent error. With several URLs a retry notifies all of them again. The URLs
+hold credentials: they are `SecretStr`, errors name only their scheme, and Apprise's own
+DEBUG/INFO log lines (which can carry them) are not let through.
+
+Messages are plain text (`body_format=text`): feed text is defused by `workers.chat` (no
+`@everyone`, no auto-linked URLs) and the only link is the entry's permalink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import apprise
+import httpx
+
+from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.settings import AnyChannelSettings, AppriseChannelSettings
+from workers.chat import PLAIN, alert_text, digest_lines, marked, notice_text
+from workers.digest import Deliverable
+from workers.digest_render import digest_summary, digest_window
+from workers.notices import OperatorNotice
+from workers.render import Alert
+
+TITLE_MAX = 250
+BODY_MAX = 4000
+
+
+def apprise_message(item: Deliverable) -> tuple[str, str, str]:
+    """(title, body, notify type) of the plain-text notification for `item`."""
+    if isinstance(item, Alert):
+        text = alert_text(item, PLAIN, title_limit=TITLE_MAX - 70, snippet_limit=1000)
+        lines = [*text.snippets, "",
+                 f"Rule: {text.rule} · Feed: {text.feed} · {text.event} · {text.detected}"]
+        if text.link:
+            lines.append(text.link)
+        return f"{text.rule}: {text.title}", "\n".join(lines), "info"
+    if isinstance(item, OperatorNotice):
+        headline, message = notice_text(item, PLAIN, BODY_MAX)
+        return headline, message, "warning"
+    body = "\n".join([digest_window(item), "", *digest_lines(item, PLAIN, BODY_MAX - 100)])
+    return marked(digest_summary(item), (), PLAIN, TITLE_MAX), body, "info"
+
+
+def _scheme(url: str) -> str:
+    return url.partition("://")[0] + "://…"
+
+
+class AppriseChannel:
+    """Notify the channel's Apprise URLs with each alert, notice or digest."""
+
+    def __init__(self, settings: AppriseChannelSettings) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._urls = [url.get_secret_value() for url in settings.urls]
+        logging.getLogger("apprise").setLevel(logging.WARNING)
+
+    @classmethod
+    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
+              ) -> AppriseChannel:
+        """Registry constructor (see `workers.channels.build_channel`); needs no HTTP client."""
+        if not isinstance(settings, AppriseChannelSettings):
+            raise TypeError(f"channel {settings.name!r} is not an apprise channel")
+        return cls(settings)
+
+    def _fail(self, reason: str) -> str:
+        for url in self._urls:
+            reason = reason.replace(url, _scheme(url))
+        return f"apprise {self.name}: {reason}"
+
+    def _notify(self, title: str, body: str, kind: str) -> bool:
+        """Blocking: one Apprise object per notification (nothing shared between threads)."""
+        notifier = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
+        for index, url in enumerate(self._urls):
+            if not notifier.add(url):
+                raise PermanentDeliveryError(self._fail(
+                    f"urls[{index}] ({_scheme(url)}) is not a URL Apprise understands"))
+        notify_type = apprise.NotifyType.WARNING if kind == "warning" else apprise.NotifyType.INFO
+        return bool(notifier.notify(body=body, title=title, notify_type=notify_type,
+                                    body_format=apprise.NotifyFormat.TEXT))
+
+    async def send(self, item: Deliverable) -> None:
+        """Notify every URL; raise a `DeliveryError` unless Apprise reports success."""
+        title, body, kind = apprise_message(item)
+        timeout = self.settings.timeout
+        try:
+            ok = await asyncio.wait_for(asyncio.to_thread(self._notify, title, body, kind),
+                                        timeout)
+        except TimeoutError as exc:
+            raise RetryableDeliveryError(self._fail(f"timed out after {timeout:g}s")) from exc
+        except PermanentDeliveryError:
+            raise
+        except Exception as exc:  # a plugin bug: wrapped at the boundary
+            raise RetryableDeliveryError(self._fail(type(exc).__name__)) from exc
+        if not ok:
+            raise RetryableDeliveryError(self._fail(
+                "the notification failed (Apprise gives no reason; see its warnings)"))
+
+    async def aclose(self) -> None:
+        """Nothing to release: each send builds its own Apprise object."""

@@ -1,0 +1,48 @@
+"""What the Slack, Discord and Teams channels share: a JSON body built by a pure function of the
+item, POSTed to the service's incoming-webhook URL (`workers.channels.httpsend` classifies the
+answer). The URL is the credential, so errors name only its host."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import httpx
+
+from monitor.settings import AnyChannelSettings, ChatWebhookSettings
+from workers.channels.httpsend import HttpTarget
+from workers.digest import Deliverable
+
+S = TypeVar("S", bound=ChatWebhookSettings)
+
+
+class ChatWebhookChannel(Generic[S]):
+    """Base of the chat channels; a subclass names its settings class and builds the body."""
+
+    kind: ClassVar[str]
+    settings_class: ClassVar[type[ChatWebhookSettings]]
+
+    def __init__(self, settings: S, client: httpx.AsyncClient) -> None:
+        self.name = settings.name
+        self.settings = settings
+        self._target = HttpTarget(self.kind, settings.name, settings.url, settings.timeout,
+                                  client)
+
+    @classmethod
+    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Self:
+        """Registry constructor (see `workers.channels.build_channel`)."""
+        if not isinstance(settings, cls.settings_class):
+            raise TypeError(f"channel {settings.name!r} is not a {cls.kind} channel")
+        return cls(settings, http_client)  # type: ignore[arg-type]
+
+    def payload(self, item: Deliverable) -> dict[str, Any]:
+        """The JSON body for `item` (pure)."""
+        raise NotImplementedError
+
+    async def send(self, item: Deliverable) -> None:
+        """POST the item's message; raise a `DeliveryError` unless it was accepted."""
+        body = json.dumps(self.payload(item), ensure_ascii=False, separators=(",", ":"))
+        await self._target.post(body.encode(), {"content-type": "application/json"})
+
+    async def aclose(self) -> None:
+        """Nothing to release: the HTTP client is shared and closed by its owner."""
