@@ -1,8 +1,9 @@
 """Secrets in the configuration file: spot literal ones in a world-readable file, and redact
 values that came from `${VAR}` out of anything printed.
 
-Secret fields are a webhook channel's `secret` and an email channel's `smtp.password`; both are
-pydantic `SecretStr`, so they print as `**********`. Other values can still carry a secret from
+Secret fields are a webhook channel's `secret`, an email channel's `smtp.password`, a chat
+channel's (Slack, Discord, Teams) `url` and an Apprise channel's `urls`; the first two and the
+last are pydantic `SecretStr`, so they print as `**********`; chat URLs print as host only. Other values can still carry a secret from
 the environment (a token in a URL): `redact` replaces every substituted value with `${NAME}`.
 """
 
@@ -18,6 +19,8 @@ from typing import Any
 import yaml
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+#: Channel types whose `url` holds the credential (anyone with it can post).
+_URL_IS_SECRET = frozenset({"slack", "discord", "teams"})
 #: Shorter values are too common to redact meaningfully ("1", "true").
 _MIN_REDACT = 4
 
@@ -40,6 +43,11 @@ def literal_secret_fields(raw: Any) -> list[str]:
         candidates = [(f"channels[{index}].secret", channel.get("secret"))]
         if isinstance(smtp, dict):
             candidates.append((f"channels[{index}].smtp.password", smtp.get("password")))
+        if channel.get("type") in _URL_IS_SECRET:  # a chat webhook URL is its credential
+            candidates.append((f"channels[{index}].url", channel.get("url")))
+        urls = channel.get("urls")
+        if channel.get("type") == "apprise" and isinstance(urls, list):
+            candidates += [(f"channels[{index}].urls[{n}]", url) for n, url in enumerate(urls)]
         for where, value in candidates:
             if value not in (None, "") and not (isinstance(value, str) and _VAR.search(value)):
                 found.append(where)

@@ -299,7 +299,8 @@ def recording(receiver: WebhookReceiver,
     (408, {}, RetryableDeliveryError, None),
     (410, {}, ChannelGoneError, None),
     (400, {}, PermanentDeliveryError, None),
-    (404, {}, PermanentDeliveryError, None),
+    (404, {}, ChannelGoneError, None),  # a deleted chat webhook
+    (403, {}, PermanentDeliveryError, None),
     (302, {"Location": "https://elsewhere.example.org/"}, PermanentDeliveryError, None),
 ])
 async def test_status_classification(kind: str, status: int, headers: dict[str, str],

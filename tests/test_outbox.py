@@ -171,6 +171,14 @@ async def test_gone_disables_the_channel_and_tells_the_operator(
     assert any("disabled" in (d.last_error or "") for d in dead)
     assert "hook" in await outbox.disabled_channels(redis_client)
 
+    # Changing the channel's settings (a new URL) re-enables it by itself.
+    fixed = make_config(webhook_receiver, operator="[ops]", hook_extra=", timeout: 9s")
+    consumer.outbox.reconfigure(fixed, consumer.outbox.channels)
+    await consumer.outbox.reenable_fixed()
+    assert await outbox.disabled_channels(redis_client) == {}
+    consumer.outbox.reconfigure(consumer.config, consumer.outbox.channels)
+    await consumer.outbox._disable("hook", "HTTP 410 again")
+
     # The operator fixes the endpoint, re-enables the channel and re-sends the dead letters.
     gone.clear()
     assert await outbox.enable(redis_client, "hook")

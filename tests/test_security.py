@@ -302,6 +302,11 @@ def test_literal_secret_warning_only_when_world_readable() -> None:
         assert world_readable_secrets(path) is None
     assert literal_secret_fields({"channels": [{"smtp": {"password": 1234}}]}) == [
         "channels[0].smtp.password"]
+    assert literal_secret_fields({"channels": [
+        {"type": "slack", "url": "https://hooks.slack.com/services/T/B/x"},
+        {"type": "webhook", "url": "https://hooks.example.org/x"},
+        {"type": "apprise", "urls": ["${LW_TG}", "mailto://u:p@example.org"]}]}) == [
+        "channels[0].url", "channels[2].urls[1]"]
 
 
 def test_env_values_are_redacted(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from pydantic import SecretStr
 from redis.exceptions import RedisError
 
 from monitor import keys, metrics
@@ -98,9 +99,15 @@ def _stamp(value: float) -> str:
 
 
 def fingerprint(settings: AnyChannelSettings) -> str:
-    """A digest of a channel's settings (secrets masked), to notice an operator's fix."""
-    dumped = settings.model_dump_json(exclude={"digest", "rate_limit", "quiet_hours"})
-    return hashlib.sha256(dumped.encode()).hexdigest()[:16]
+    """A digest of a channel's settings, secrets included (only the hash is stored), so an
+    operator's fix (a new URL, a new Apprise URL) is noticed."""
+    dumped = settings.model_dump(exclude={"digest", "rate_limit", "quiet_hours"})
+    text = json.dumps(dumped, sort_keys=True, default=_reveal)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _reveal(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
 def _meta(item: Alert | OperatorNotice) -> tuple[str, str, str, str]:

@@ -25,8 +25,10 @@ class ChatWebhookChannel(Generic[S]):
     def __init__(self, settings: S, client: httpx.AsyncClient) -> None:
         self.name = settings.name
         self.settings = settings
+        # A deleted Slack, Discord or Teams webhook answers 404 (Discord: "Unknown Webhook"):
+        # as final as a 410, so the channel is disabled rather than retried.
         self._target = HttpTarget(self.kind, settings.name, settings.url, settings.timeout,
-                                  client)
+                                  client, gone=frozenset({404, 410}))
 
     @classmethod
     def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Self:

@@ -28,8 +28,11 @@ class HttpTarget:
     """POSTs to one URL through a shared `httpx.AsyncClient` and classifies the answer."""
 
     def __init__(self, kind: str, name: str, url: str, timeout: float,
-                 client: httpx.AsyncClient, secrets: Sequence[str] = ()) -> None:
+                 client: httpx.AsyncClient, secrets: Sequence[str] = (),
+                 gone: frozenset[int] = frozenset({410})) -> None:
         self.kind = kind
+        #: Statuses that mean the endpoint no longer exists (the channel gets disabled).
+        self.gone = gone
         self.name = name
         self.url = url
         self.timeout = timeout
@@ -68,7 +71,7 @@ class HttpTarget:
         if status in RETRYABLE_STATUSES or status >= 500:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise RetryableDeliveryError(self.fail(reason), retry_after=retry_after)
-        if status == 410:
+        if status in self.gone:
             raise ChannelGoneError(self.fail(f"{reason}: the endpoint is gone"))
         if 300 <= status < 400:
             raise PermanentDeliveryError(self.fail(f"{reason}: redirects are not followed"))
