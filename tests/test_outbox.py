@@ -114,7 +114,12 @@ async def test_receiver_failing_then_recovering_gets_every_alert_exactly_once(
     sender = asyncio.create_task(consumer.outbox.run(stop))
     try:
         await handle_all(consumer, events)
-        await wait_until(lambda: _true(script.count() >= 90), what="each alert failed 3 times")
+        def failed_twice_each() -> bool:
+            with script.lock:
+                failures = Counter(i for _, _, i, status in script.calls if status == 500)
+            return len(failures) == 30 and min(failures.values()) >= 2
+
+        await wait_until(lambda: _true(failed_twice_each()), what="each alert failed twice")
         assert not script.accepted()
         recovered = time.monotonic()
         healthy.set()
@@ -130,7 +135,7 @@ async def test_receiver_failing_then_recovering_gets_every_alert_exactly_once(
     assert last - recovered < 1.0  # within the schedule's longest wait (200 ms) plus slack
     records = await outbox.recent(redis_client, 100)
     assert {r.state for r in records} == {"delivered"} and len(records) == 30
-    assert all(r.attempts >= 3 for r in records)
+    assert all(r.attempts >= 3 for r in records)  # two failures, then the success
 
 
 async def _true(value: bool) -> bool:
@@ -357,3 +362,27 @@ channels: [{name: c, type: webhook, url: "http://127.0.0.1:1/",
     if until is not None:
         end = datetime.fromtimestamp(until, UTC) - timedelta(hours=4)
         assert (end.hour, end.minute) == (7, 0) and 0 < until - day.timestamp() <= 9 * 3600
+
+
+async def test_a_burst_larger_than_the_slots_is_sent_once_each(
+        redis_client: aioredis.Redis, webhook_receiver: WebhookReceiver,
+        worker: Callable[[Config], Consumer]) -> None:
+    """More alerts than send slots: the excess waits queued (not claimed), so no lease runs out
+    while a delivery waits for a slot and nothing is sent twice."""
+    def slow(_: Received) -> tuple[int, dict[str, str]]:
+        time.sleep(0.05)
+        return 200, {}
+
+    script = Script(slow)
+    webhook_receiver.responder = script
+    consumer = worker(make_config(webhook_receiver,
+                                  workers="concurrency: 2, delivery_lease: 300ms, " + FAST))
+    stop = asyncio.Event()
+    sender = asyncio.create_task(consumer.outbox.run(stop))
+    try:
+        await handle_all(consumer, [make_event(f"e{n}") for n in range(20)])
+        await wait_until(lambda: _true(len(script.accepted()) == 20), what="all 20 accepted")
+    finally:
+        stop.set()
+        await sender
+    assert set(script.accepted().values()) == {1}

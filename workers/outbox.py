@@ -164,6 +164,8 @@ class Outbox:
         settings = self.channel_settings.get(item.channel)
         decision = route(settings, now, urgent=urgent) if settings else None
         action = decision.action if decision else "send"
+        if action == "send" and self._sending >= self.settings.concurrency:
+            action = "queue"  # no free slot: a claim now could outlive its lease in our queue
         window, limit, rate_ttl, rate_due, rate_reason = (
             rate_spill(settings, now) if settings and not urgent else ("", 0, 0, 0.0, ""))
         kind, rule, feed, title = _meta(item)
@@ -183,11 +185,14 @@ class Outbox:
             self._wake.set()
         elif status == "exists":
             metrics.observe_delivery(item.channel, "duplicate")
+        elif status == "queued":
+            self._wake.set()
         return str(result[1]) if status == "claimed" else None
 
     # -- sending ----------------------------------------------------------------------------
 
     def _spawn(self, delivery_id: str, claim: str, raw: str) -> None:
+        self._sending += 1
         task = asyncio.create_task(self._send(delivery_id, claim, raw))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -199,7 +204,6 @@ class Outbox:
         return not self._tasks
 
     async def _send(self, delivery_id: str, claim: str, raw: str) -> None:
-        self._sending += 1
         try:
             async with self._slots:
                 await self._send_claimed(delivery_id, claim, raw)
@@ -211,6 +215,7 @@ class Outbox:
             await log.aexception("delivery left to its lease", delivery=delivery_id)
         finally:
             self._sending -= 1
+            self._wake.set()  # a slot is free: the loop may claim queued deliveries
 
     async def _send_claimed(self, delivery_id: str, claim: str, raw: str) -> None:
         try:

@@ -9,8 +9,9 @@ fields `kind`, `rule`, `feed`, `title`.
 
 from __future__ import annotations
 
-#: Queue a delivery unless its id exists: claimed for sending at once (`{'claimed'}`), or held
-#: for the channel's next digest (`{'held'}`); rate-limited channels count sends atomically.
+#: Queue a delivery unless its id exists: claimed for sending at once (`send`: `{'claimed'}`),
+#: queued due now for whichever worker has a free slot (`queue`: `{'queued'}`), or held for the
+#: channel's next digest (`hold`: `{'held'}`); rate-limited channels count sends atomically.
 #: KEYS: delivery, due, recent, held list, hold hash, held channels, rate counter.
 #: ARGV: id, item, channel, now, action, lease_until, due, reason, keep_due, limit, rate_ttl,
 #: rate_due, rate_reason, recent_cap, kind, rule, feed, title.
@@ -18,7 +19,7 @@ ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 local action, due, reason, keep = ARGV[5], ARGV[7], ARGV[8], ARGV[9]
 local limit = tonumber(ARGV[10])
-if action == 'send' and limit > 0 then
+if action ~= 'hold' and limit > 0 then
   local sent = redis.call('INCR', KEYS[7])
   if sent == 1 then redis.call('EXPIRE', KEYS[7], ARGV[11]) end
   if sent > limit then action, due, reason, keep = 'hold', ARGV[12], ARGV[13], '0' end
@@ -39,6 +40,11 @@ if action == 'hold' then
   redis.call('HSET', KEYS[5], 'r:' .. reason, 1)
   redis.call('SADD', KEYS[6], ARGV[3])
   return {'held'}
+end
+if action == 'queue' then
+  redis.call('HSET', KEYS[1], 'state', 'queued', 'next_at', ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  return {'queued'}
 end
 redis.call('HSET', KEYS[1], 'state', 'sending', 'claim', 1, 'next_at', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
