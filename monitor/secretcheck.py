@@ -3,8 +3,9 @@ values that came from `${VAR}` out of anything printed.
 
 Secret fields are a webhook channel's `secret`, an email channel's `smtp.password`, a chat
 channel's (Slack, Discord, Teams) `url` and an Apprise channel's `urls`; the first two and the
-last are pydantic `SecretStr`, so they print as `**********`; chat URLs print as host only. Other values can still carry a secret from
-the environment (a token in a URL): `redact` replaces every substituted value with `${NAME}`.
+last are pydantic `SecretStr`, so they print as `**********`; chat URLs print as host only.
+Other values can still carry a secret from the environment (a token in a URL): `redact`
+replaces every substituted value with `${NAME}`.
 """
 
 from __future__ import annotations
