@@ -1,28 +1,42 @@
 """Measure livewatch's full pipeline against the local feed farm, next to a raw baseline.
 
-    python -m bench.run --feeds 1000            # cold, warm and "10% changed" cycles
+    python -m bench.run --feeds 1000                     # cold, warm and "10% changed" cycles
+    python -m bench.run --feeds 10000 --sustain 120 --no-raw   # + a sustained hold
 
 A cycle polls every feed once (fetch, parse, diff, Redis commit, stream) and then drains the
 stream through a worker (match, deliver to the farm's webhook receiver). The raw baseline
-fetches and parses the same URLs with httpx + feedparser/the same parsers and nothing else.
-CPU is this process's user+system time (parsing threads included); the farm and redis-server
-run in their own processes.
+fetches the same URLs with aiohttp (conditional GET from an in-memory ETag map) and parses them
+with the same parsers (`monitor.sources.parse_document`), nothing else. CPU is this process's
+user+system time (parsing threads included); the farm and redis-server run in their own
+processes. Detection latency is "post added to the farm → webhook received" for the posts
+that carry the watched phrase; internal latency is "event committed → webhook received".
+
+`--sustain S` then polls every feed once per `--interval` (spread evenly over it, as the
+scheduler's jitter does) for S seconds while the farm gains posts at `--rate` of polls, with a
+worker consuming alongside, and prints CPU share, polls/s, lateness and detection latency.
+`--profile FILE` writes a cProfile of the livewatch cycles and the hold (event-loop thread) to
+FILE.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import redis.asyncio as aioredis
 
@@ -31,8 +45,9 @@ from monitor.embedded import EmbeddedRedis, free_port
 from monitor.fetch import Fetcher
 from monitor.logs import configure_logging
 from monitor.poller import Poller
+from monitor.runtime import connect_redis
 from monitor.service import make_state
-from monitor.settings import Config
+from monitor.settings import Config, FeedSettings
 from monitor.sources import parse_document
 from workers.channels import build_channel
 from workers.consumer import Consumer
@@ -58,10 +73,47 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def measure(name: str, action: Callable[[], Awaitable[dict[str, int]]],
-                  polls: int) -> Figures:
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (nearest rank); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+class Profiler:
+    """cProfile of the measured livewatch cycles, when asked for."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.profile = cProfile.Profile() if path else None
+
+    @contextlib.contextmanager
+    def on(self, enabled: bool = True) -> Any:
+        if self.profile is None or not enabled:
+            yield
+            return
+        self.profile.enable()
+        try:
+            yield
+        finally:
+            self.profile.disable()
+
+    def save(self) -> None:
+        if self.profile is not None and self.path:
+            self.profile.dump_stats(self.path)
+            print(f"profile written to {self.path} (python -m pstats {self.path})")
+
+
+async def measure(name: str, action: Callable[[], Awaitable[dict[str, int]]], polls: int,
+                  profiler: Profiler | None = None) -> Figures:
     wall, cpu = time.perf_counter(), _cpu()
-    statuses = await action()
+    with profiler.on() if profiler else contextlib.nullcontext():
+        statuses = await action()
     return Figures(name, time.perf_counter() - wall, _cpu() - cpu, polls, statuses)
 
 
@@ -77,7 +129,8 @@ def make_config(base: str, feeds: int, redis_url: str) -> Config:
 
 
 class Pipeline:
-    """livewatch's poller and worker, in this process, against one Redis."""
+    """livewatch's poller and worker, in this process, against one Redis (through the
+    service's own client: a blocking pool of `max_concurrency` + 100 connections)."""
 
     def __init__(self, config: Config, client: aioredis.Redis, fetcher: Fetcher,
                  http: httpx.AsyncClient) -> None:
@@ -87,26 +140,24 @@ class Pipeline:
         self.consumer = Consumer(config, client, channels, name="bench")
         self.gate = asyncio.Semaphore(config.defaults.max_concurrency)
 
-    async def cycle(self) -> dict[str, int]:
-        async def one(feed: Any) -> str:
-            async with self.gate:
-                return (await self.poller.poll(feed)).status
+    async def poll(self, feed: FeedSettings) -> str:
+        async with self.gate:
+            return (await self.poller.poll(feed)).status
 
-        statuses = await asyncio.gather(*(one(feed) for feed in self.config.feeds))
+    async def cycle(self) -> dict[str, int]:
+        statuses = await asyncio.gather(*(self.poll(feed) for feed in self.config.feeds))
         await self.consumer.run_until_empty()
-        counts: dict[str, int] = {}
-        for status in statuses:
-            counts[status] = counts.get(status, 0) + 1
-        return counts
+        return _count(statuses)
 
 
 class Baseline:
     """Fetch and parse the same URLs with nothing else: no state, no matching, no delivery.
-    Conditional GET is done with an in-memory ETag map, as a minimal poller would."""
+    aiohttp (the cheapest client measured), conditional GET with an in-memory ETag map, as a
+    minimal poller would, and the same parsers in a thread."""
 
-    def __init__(self, config: Config, http: httpx.AsyncClient) -> None:
+    def __init__(self, config: Config, session: aiohttp.ClientSession) -> None:
         self.urls = [feed.url for feed in config.feeds]
-        self.http = http
+        self.session = session
         self.etags: dict[str, str] = {}
         self.gate = asyncio.Semaphore(config.defaults.max_concurrency)
 
@@ -114,85 +165,240 @@ class Baseline:
         async def one(url: str) -> str:
             async with self.gate:
                 headers = {"If-None-Match": self.etags[url]} if url in self.etags else {}
-                response = await self.http.get(url, headers=headers)
-            if response.status_code == 304:
-                return "not_modified"
-            self.etags[url] = response.headers.get("ETag", "")
-            await asyncio.to_thread(parse_document, "auto", response.content, url,
-                                    response.headers.get("Content-Type"))
+                async with self.session.get(url, headers=headers) as response:
+                    body = await response.read()
+                    if response.status == 304:
+                        return "not_modified"
+                    self.etags[url] = response.headers.get("ETag", "")
+                    content_type = response.headers.get("Content-Type")
+            await asyncio.to_thread(parse_document, "auto", body, url, content_type)
             return "parsed"
 
-        counts: dict[str, int] = {}
-        for status in await asyncio.gather(*(one(url) for url in self.urls)):
-            counts[status] = counts.get(status, 0) + 1
-        return counts
+        return _count(await asyncio.gather(*(one(url) for url in self.urls)))
 
 
-def run(feeds: int, changed: float) -> None:
+def _count(statuses: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+@dataclass
+class Options:
+    feeds: int
+    changed: float
+    raw: bool
+    sustain: float
+    interval: float
+    rate: float
+    profile: str | None
+    farm_pid: int = 0
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of another process (Linux /proc); 0 if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(options: Options) -> None:
     """Start the farm (a subprocess) and a private redis-server, then measure."""
     port = free_port()
-    farm = subprocess.Popen([sys.executable, "-m", "bench.farm", "--feeds", str(feeds),
-                             "--port", str(port)], cwd=Path(__file__).resolve().parent.parent)
+    farm = subprocess.Popen([sys.executable, "-m", "bench.farm", "--feeds",
+                             str(options.feeds), "--port", str(port)],
+                            cwd=Path(__file__).resolve().parent.parent)
     try:
         with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(tmp, appendonly=False) as rs:
-            asyncio.run(_run(f"http://127.0.0.1:{port}", feeds, changed, rs))
+            options.farm_pid = farm.pid
+            asyncio.run(_run(f"http://127.0.0.1:{port}", options, rs))
     finally:
         farm.terminate()
         farm.wait()
 
 
-async def _run(base: str, feeds: int, changed: float, rs: EmbeddedRedis) -> None:
-    async with httpx.AsyncClient(timeout=10) as control:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                await control.get(f"{base}/_stats")
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+async def _wait_for_farm(control: httpx.AsyncClient, base: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            await control.get(f"{base}/_stats")
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+async def _run(base: str, options: Options, rs: EmbeddedRedis) -> None:
+    feeds = options.feeds
+    profiler = Profiler(options.profile)
+    async with httpx.AsyncClient(timeout=60) as control:
+        await _wait_for_farm(control, base)
         config = make_config(base, feeds, rs.url)
-        client: aioredis.Redis = aioredis.from_url(rs.url, decode_responses=True)
         limits = httpx.Limits(max_connections=config.defaults.max_concurrency)
-        async with Fetcher(user_agent="livewatch-bench", max_concurrency=100) as fetcher, \
-                httpx.AsyncClient(limits=limits) as http:
-            pipeline, baseline = Pipeline(config, client, fetcher, http), Baseline(config, http)
-            k = max(1, int(feeds * changed))
+        async with connect_redis(config) as client, \
+                Fetcher(user_agent="livewatch-bench", max_concurrency=100) as fetcher, \
+                httpx.AsyncClient(limits=limits) as http, \
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+            pipeline, baseline = Pipeline(config, client, fetcher, http), Baseline(config, session)
+            k = max(1, int(feeds * options.changed))
             results = [
-                await measure("livewatch cold (baseline)", pipeline.cycle, feeds),
-                await measure("livewatch warm (all 304)", pipeline.cycle, feeds)]
-            await control.post(f"{base}/_add", params={"k": k})
-            results.append(await measure(f"livewatch {changed:.0%} changed", pipeline.cycle,
-                                         feeds))
-            raw = [await measure("raw cold", baseline.cycle, feeds),
-                   await measure("raw warm", baseline.cycle, feeds)]
-            await control.post(f"{base}/_add", params={"k": k})
-            raw.append(await measure(f"raw {changed:.0%} changed", baseline.cycle, feeds))
+                await measure("livewatch cold (baseline)", pipeline.cycle, feeds, profiler),
+                await measure("livewatch warm (all 304)", pipeline.cycle, feeds, profiler)]
+            added = (await control.post(f"{base}/_add", params={"k": k})).json()
+            results.append(await measure(f"livewatch {options.changed:.0%} changed",
+                                         pipeline.cycle, feeds, profiler))
             stats = (await control.get(f"{base}/_stats")).json()
-        memory = await client.info("memory")
-        await client.aclose()
-    truth_first = [t for t in stats["truth"][:k] if t["phrase"]]
-    print(f"feeds: {feeds}, entries per feed: 50, changed per cycle: {k}")
-    for figures in results + raw:
-        print(figures.row())
-    for ours, theirs in zip(results, raw, strict=True):
-        print(f"ratio {ours.name.removeprefix('livewatch '):<20} "
-              f"wall {ours.wall / theirs.wall:5.2f}x   cpu {ours.cpu / theirs.cpu:5.2f}x")
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
-          f"redis used_memory {memory['used_memory'] / 1024 / 1024:.1f} MB "
-          f"({memory['used_memory'] / (feeds * 50):.0f} B per feed-entry)")
-    print(f"alerts received {len(stats['alerts'])} (expected {len(truth_first)}), "
-          f"duplicates {stats['duplicates']}")
+            cycle_latency = _latencies(added, stats)
+            memory = await client.info("memory")
+            raw: list[Figures] = []
+            if options.raw:
+                raw = [await measure("raw cold", baseline.cycle, feeds),
+                       await measure("raw warm", baseline.cycle, feeds)]
+                await control.post(f"{base}/_add", params={"k": k})
+                raw.append(await measure(f"raw {options.changed:.0%} changed", baseline.cycle,
+                                         feeds))
+            print(f"feeds: {feeds}, entries per feed: 50, changed per cycle: {k}")
+            for figures in results + raw:
+                print(figures.row())
+            for ours, theirs in zip(results, raw, strict=False):
+                print(f"ratio {ours.name.removeprefix('livewatch '):<20} "
+                      f"wall {ours.wall / theirs.wall:5.2f}x   cpu {ours.cpu / theirs.cpu:5.2f}x")
+            print(f"peak RSS {_peak_rss_mb():.0f} MB; redis used_memory "
+                  f"{memory['used_memory'] / 1024 / 1024:.1f} MB "
+                  f"({memory['used_memory'] / (feeds * 50):.0f} B per feed-entry)")
+            _print_latency("changed cycle", cycle_latency)
+            if options.sustain:
+                with profiler.on():
+                    await sustain(pipeline, control, base, options)
+    profiler.save()
+
+
+def _latencies(added: list[dict[str, Any]], stats: dict[str, Any]
+               ) -> tuple[list[float], list[float], int]:
+    """(post added → webhook, committed → webhook, missed) for the added posts with the
+    phrase; duplicates are counted by the farm."""
+    by_entry = {(a["feed"], a["entry"]): a for a in stats["alerts"]}
+    detection, internal, missed = [], [], 0
+    for truth in added:
+        if not truth["phrase"]:
+            continue
+        feed, post = truth["feed"], truth["post"]
+        keys = [(f"f{feed}", entry) for entry in (  # rss, atom, live-blog ids (bench.farm)
+            f"f{feed}-p{post}", f"urn:f{feed}:p{post}", f"http://example.org/live/{feed}#p{post}")]
+        alert = next((by_entry[key] for key in keys if key in by_entry), None)
+        if alert is None:
+            missed += 1
+            continue
+        detection.append(alert["at"] - truth["at"])
+        if alert.get("detected_at"):
+            detected = datetime.fromisoformat(alert["detected_at"]).timestamp()
+            internal.append(alert["at"] - detected)
+    return detection, internal, missed
+
+
+def _print_latency(what: str, latency: tuple[list[float], list[float], int]) -> None:
+    detection, internal, missed = latency
+    print(f"{what}: {len(detection)} alerts, {missed} missed; detection latency (post added → "
+          f"webhook) p50 {percentile(detection, 50):.2f} s p99 {percentile(detection, 99):.2f} "
+          f"s; internal (committed → webhook) p50 {percentile(internal, 50) * 1000:.0f} ms "
+          f"p99 {percentile(internal, 99) * 1000:.0f} ms")
+
+
+async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
+                  options: Options) -> None:
+    """Poll every feed once per interval, spread evenly, for `options.sustain` seconds."""
+    feeds, interval = pipeline.config.feeds, options.interval
+    stop = asyncio.Event()
+    worker = asyncio.create_task(pipeline.consumer.run(stop, block=0.2))
+    lateness: list[float] = []
+    statuses: list[str] = []
+    added: list[dict[str, Any]] = []
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def poll(feed: FeedSettings, due: float) -> None:
+        async with pipeline.gate:
+            lateness.append(time.monotonic() - due)
+            statuses.append((await pipeline.poller.poll(feed)).status)
+
+    async def changes(until: float) -> None:
+        per_second = len(feeds) * options.rate / interval
+        owed = 0.0
+        while time.monotonic() < until:
+            await asyncio.sleep(1.0)
+            owed += per_second
+            if owed >= 1:
+                added.extend((await control.post(f"{base}/_add",
+                                                 params={"k": int(owed)})).json())
+                owed -= int(owed)
+
+    lags: list[float] = []
+
+    async def ticker() -> None:  # how late the event loop runs a 10 ms timer
+        while not stop.is_set():
+            then = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - then - 0.01)
+
+    start = time.monotonic()
+    until = start + options.sustain
+    lag_task = asyncio.create_task(ticker())
+    adder = asyncio.create_task(changes(until - interval))  # the last posts get a poll too
+    wall, cpu, farm_cpu = time.perf_counter(), _cpu(), _process_cpu(options.farm_pid)
+    rounds = 0
+    while time.monotonic() < until:
+        base_time = start + rounds * interval
+        for i, feed in enumerate(feeds):
+            due = base_time + interval * i / len(feeds)
+            if due >= until:
+                break
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(poll(feed, due))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        rounds += 1
+    await adder
+    if in_flight:
+        await asyncio.wait(in_flight)
+    await asyncio.sleep(3)  # the worker delivers the last events
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    farm_cpu = _process_cpu(options.farm_pid) - farm_cpu
+    stop.set()
+    await worker
+    await lag_task
+    stats = (await control.get(f"{base}/_stats")).json()
+    print(f"sustained {options.sustain:.0f} s, {len(feeds)} feeds every {interval:.0f} s, "
+          f"{len(added)} posts added: {len(statuses)} polls ({len(statuses) / wall:.0f}/s), "
+          f"CPU {cpu:.1f} s = {cpu / wall:.0%} of one core, peak RSS {_peak_rss_mb():.0f} MB, "
+          f"{_count(statuses)}; the farm used {farm_cpu / wall:.0%} of one core")
+    print(f"  lateness (poll started − due) p50 {percentile(lateness, 50):.2f} s p99 "
+          f"{percentile(lateness, 99):.2f} s max {max(lateness, default=0):.2f} s; "
+          f"event-loop lag p50 {percentile(lags, 50) * 1000:.0f} ms p99 "
+          f"{percentile(lags, 99) * 1000:.0f} ms; duplicates {stats['duplicates']}")
+    _print_latency("  sustained", _latencies(added, stats))
 
 
 def main() -> None:
     configure_logging("console", "WARNING")
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--changed", type=float, default=0.1)
+    parser.add_argument("--no-raw", dest="raw", action="store_false",
+                        help="skip the raw baseline")
+    parser.add_argument("--sustain", type=float, default=0.0, help="seconds to hold")
+    parser.add_argument("--interval", type=float, default=30.0)
+    parser.add_argument("--rate", type=float, default=0.05,
+                        help="share of polls that find a new post (sustained)")
+    parser.add_argument("--profile", default=None, help="cProfile output file")
     args = parser.parse_args()
-    run(args.feeds, args.changed)
+    run(Options(args.feeds, args.changed, args.raw, args.sustain, args.interval, args.rate,
+                args.profile))
 
 
 if __name__ == "__main__":

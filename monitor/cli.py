@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 from rich.console import Console

@@ -37,7 +37,7 @@ Role = Callable[[Config, aioredis.Redis, asyncio.Event, "Control"], Awaitable[No
 _FIXED = ("redis", "http")
 #: Settings read once at start; a reload logs that they need a restart.
 _AT_START = (("workers", "concurrency"), ("defaults", "user_agent"),
-             ("defaults", "max_concurrency"))
+             ("defaults", "max_concurrency"), ("defaults", "max_per_host"))
 
 
 class Control:

@@ -1,18 +1,25 @@
-"""HTTP fetching of feeds: one shared `httpx.AsyncClient`, conditional GET, limits that hold.
+"""HTTP fetching of feeds: one pooled aiohttp session, conditional GET, limits that hold.
 
 `Fetcher.fetch` returns a `FetchResult` or raises `FetchError` with a short reason; every
-httpx error is wrapped here (`raise … from e`), so callers handle one exception type.
+aiohttp error is wrapped here (`raise … from e`), so callers handle one exception type.
 
+* **Client**: aiohttp directly. Measured on the bench farm (1,000 feeds answering 304, 100 in
+  flight): ~0.08 ms of CPU per request, against ~0.25 ms for httpx over an aiohttp transport
+  (httpx-aiohttp) and ~0.85 ms for httpx over httpcore's pool (~12 ms once hundreds of
+  requests queue on that pool: its bookkeeping is quadratic in the queue).
 * **Conditional GET**: `etag` / `last_modified` are sent as `If-None-Match` /
   `If-Modified-Since`; a 304 gives a result with `not_modified=True` and no body.
 * **Size cap**: the raw body is streamed and decompressed here (gzip, deflate), a bounded
   amount at a time (`zlib` `max_length`), so at most `max_body` + 1 decoded bytes ever exist
   and a compression bomb stops at the cap ("response body exceeds N bytes"). The compressed
   bytes are capped at `max_body` too. Other content codings are refused.
-* **Deadline**: `timeout` bounds the whole request (connect, redirects, headers and body), not
-  just each read, so a server trickling bytes cannot hold a poll open.
+* **Deadline**: `timeout` bounds the whole request (waiting for a slot, connect, redirects,
+  headers and body), not just each read, so a server trickling bytes cannot hold a poll open.
 * **Redirects** are followed here: at most `max_redirects`, and a URL seen twice in one fetch is
-  a "redirect loop". Every hop connects through the network policy (`monitor.netpolicy`).
+  a "redirect loop"; `Authorization` and `Cookie` headers are not sent to another origin.
+  Every hop connects through the network policy (`monitor.netpolicy`).
+* **Concurrency**: at most `max_concurrency` fetches in flight (the rest wait on a semaphore)
+  and at most `max_per_host` to one host.
 * **Errors**: non-2xx/304 statuses give `FetchError("HTTP 503", status=503, retry_after=...)`
   with `Retry-After` (seconds or HTTP-date) parsed into seconds.
 """
@@ -20,9 +27,11 @@ httpx error is wrapped here (`raise … from e`), so callers handle one exceptio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import time
+import weakref
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,10 +40,11 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from monitor.errors import FetchError
-from monitor.netpolicy import BlockedAddressError, NetworkPolicy, policy_transport
+from monitor.netpolicy import BlockedAddressError, NetworkPolicy, PolicyResolver
 
 if TYPE_CHECKING:
     from monitor.settings import Config
@@ -74,23 +84,27 @@ class FetchResult:
 
 
 class Fetcher:
-    """Fetches URLs through one pooled `httpx.AsyncClient`; use as an async context manager.
+    """Fetches URLs through one pooled aiohttp session; use as an async context manager.
 
-    `policy` decides which addresses may be connected to (default: any).
+    At most `max_concurrency` requests are in flight (more wait on a semaphore), at most
+    `max_per_host` (0: no limit) to the host of the URL asked for (redirect hops elsewhere
+    count against the global limit only). `policy` decides which addresses may be connected
+    to (default: any).
     """
 
-    def __init__(self, *, user_agent: str, max_concurrency: int = 100,
+    def __init__(self, *, user_agent: str, max_concurrency: int = 100, max_per_host: int = 0,
                  max_redirects: int = MAX_REDIRECTS,
                  policy: NetworkPolicy | None = None) -> None:
-        limits = httpx.Limits(max_connections=max_concurrency,
-                              max_keepalive_connections=max_concurrency)
         self.max_redirects = max_redirects
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            transport=policy_transport(policy or NetworkPolicy(), limits),
-            headers={"User-Agent": user_agent, "Accept": ACCEPT,
-                     "Accept-Encoding": ACCEPT_ENCODING},
-        )
+        self._policy = policy or NetworkPolicy()
+        self._gate = asyncio.Semaphore(max_concurrency)
+        self._max_per_host = max_per_host
+        self._host_gates: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
+            weakref.WeakValueDictionary())
+        self._max_connections = max_concurrency
+        self._headers = {"User-Agent": user_agent, "Accept": ACCEPT,
+                         "Accept-Encoding": ACCEPT_ENCODING}
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_config(cls, config: Config) -> Fetcher:
@@ -98,8 +112,24 @@ class Fetcher:
         fetch = config.fetch
         return cls(user_agent=config.defaults.user_agent,
                    max_concurrency=config.defaults.max_concurrency,
+                   max_per_host=config.defaults.max_per_host,
                    max_redirects=fetch.max_redirects,
                    policy=NetworkPolicy.of(fetch.allow_private_networks, fetch.allow_hosts))
+
+    def _client(self) -> aiohttp.ClientSession:
+        """The session, made on first use (it binds to the running loop)."""
+        if self._session is None:
+            resolver = None if self._policy.allow_private else PolicyResolver(self._policy)
+            connector = aiohttp.TCPConnector(limit=self._max_connections, resolver=resolver,
+                                             ttl_dns_cache=60)
+            # No cookies (a feed is fetched the same way every time), no proxies from the
+            # environment (they would connect on our behalf, unchecked), raw bodies (decoded
+            # here, capped), no timeouts of aiohttp's own (the deadline is ours).
+            self._session = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+                auto_decompress=False, headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
 
     async def fetch(self, url: str, *, timeout: float, max_body: int, etag: str | None = None,
                     last_modified: str | None = None,
@@ -111,50 +141,69 @@ class Fetcher:
         if last_modified:
             request_headers["If-Modified-Since"] = last_modified
         started = time.monotonic()
+        target = _http_url(url)
         try:
-            async with asyncio.timeout(timeout):
-                return await self._fetch(url, request_headers, timeout, max_body, etag,
+            async with asyncio.timeout(timeout), self._host_gate(target), self._gate:
+                return await self._fetch(target, request_headers, max_body, etag,
                                          last_modified, started)
         except TimeoutError as e:
             raise FetchError(f"timed out after {timeout:g}s") from e
-        except httpx.TimeoutException as e:
-            raise FetchError(f"timed out after {timeout:g}s ({_timeout_phase(e)})") from e
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
+        except BlockedAddressError as e:
+            raise FetchError(str(e)) from e
+        except aiohttp.InvalidURL as e:
             raise FetchError(f"invalid URL {url!r}: {e}") from e
-        except httpx.ConnectError as e:
-            if isinstance(e.__cause__, BlockedAddressError):
-                raise FetchError(str(e.__cause__)) from e
+        except aiohttp.ClientConnectorError as e:
+            if isinstance(e.os_error, BlockedAddressError):
+                raise FetchError(str(e.os_error)) from e
             raise FetchError(f"connection failed: {_short(e)}") from e
-        except httpx.DecodingError as e:
+        except _DecodeError as e:
             raise FetchError(f"could not decode response body: {_short(e)}") from e
-        except httpx.HTTPError as e:
+        except (aiohttp.ClientError, OSError) as e:
             raise FetchError(f"request failed: {type(e).__name__}: {_short(e)}") from e
 
-    async def _fetch(self, url: str, headers: dict[str, str], timeout: float, max_body: int,
+    def _host_gate(self, url: URL) -> contextlib.AbstractAsyncContextManager[object]:
+        """The per-host limit for `url`'s host (taken before a global slot, so feeds waiting
+        for a busy host never hold slots other hosts could use)."""
+        if not self._max_per_host:
+            return contextlib.nullcontext()
+        host = (url.host or "").rstrip(".").lower()
+        gate = self._host_gates.get(host)
+        if gate is None:
+            gate = self._host_gates[host] = asyncio.Semaphore(self._max_per_host)
+        return gate
+
+    async def _fetch(self, url: URL, headers: dict[str, str], max_body: int,
                      etag: str | None, last_modified: str | None,
                      started: float) -> FetchResult:
-        request = self._client.build_request("GET", url, headers=headers, timeout=timeout)
-        seen = [str(request.url)]
+        session = self._client()
+        seen = [str(url)]
         while True:
-            response = await self._client.send(request, stream=True)
-            try:
-                next_request = response.next_request
-                if next_request is None:
+            self._policy.check_literal(url.host or "")
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if response.status not in _REDIRECTS or location is None:
                     return await self._result(response, max_body, etag, last_modified, started)
-            finally:
-                await response.aclose()
-            target = str(next_request.url)
-            if target in seen:
-                raise FetchError("redirect loop: " + " -> ".join([*seen[seen.index(target):],
-                                                                  target]))
+            try:
+                target = _http_url(url.join(URL(location.strip())))
+            except ValueError as e:
+                raise FetchError(f"invalid redirect Location {location!r}") from e
+            if target.fragment == "" and url.fragment:
+                target = target.with_fragment(url.fragment)  # as browsers (RFC 9110 10.2.2)
+            if str(target) in seen:
+                start = seen.index(str(target))
+                raise FetchError("redirect loop: " + " -> ".join([*seen[start:], str(target)]))
             if len(seen) > self.max_redirects:
                 raise FetchError(f"too many redirects (more than {self.max_redirects})")
-            seen.append(target)
-            request = next_request
+            seen.append(str(target))
+            if target.origin() != url.origin():
+                headers = {k: v for k, v in headers.items()
+                           if k.lower() not in ("authorization", "cookie")}
+            url = target
 
-    async def _result(self, response: httpx.Response, max_body: int, etag: str | None,
-                      last_modified: str | None, started: float) -> FetchResult:
-        status = response.status_code
+    async def _result(self, response: aiohttp.ClientResponse, max_body: int,
+                      etag: str | None, last_modified: str | None,
+                      started: float) -> FetchResult:
+        status = response.status
         if status == 304:
             return FetchResult(
                 url=str(response.url), status=status, body=None,
@@ -177,7 +226,9 @@ class Fetcher:
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -187,9 +238,28 @@ class Fetcher:
         await self.aclose()
 
 
-async def read_capped(response: httpx.Response, max_body: int) -> bytes:
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _http_url(url: str | URL) -> URL:
+    """`url` as an absolute http(s) URL with a host; FetchError("invalid URL …") otherwise."""
+    try:
+        parsed = url if isinstance(url, URL) else URL(url.strip())
+        valid = parsed.scheme in ("http", "https") and bool(parsed.host)
+    except (ValueError, TypeError) as e:
+        raise FetchError(f"invalid URL {str(url)!r}: {e}") from e
+    if not valid:
+        raise FetchError(f"invalid URL {str(url)!r}: not an absolute http(s) URL")
+    return parsed
+
+
+class _DecodeError(Exception):
+    """A gzip/deflate body that does not decode."""
+
+
+async def read_capped(response: aiohttp.ClientResponse, max_body: int) -> bytes:
     """The decoded body, or FetchError once more than `max_body` raw or decoded bytes arrive."""
-    too_big = FetchError(f"response body exceeds {max_body} bytes", status=response.status_code)
+    too_big = FetchError(f"response body exceeds {max_body} bytes", status=response.status)
     codings = [c.strip().lower() for c in response.headers.get("Content-Encoding", "").split(",")
                if c.strip() and c.strip().lower() != "identity"]
     length = response.headers.get("Content-Length", "")
@@ -197,12 +267,12 @@ async def read_capped(response: httpx.Response, max_body: int) -> bytes:
         raise too_big
     if len(codings) > 1 or (codings and codings[0] not in _DECODERS):
         raise FetchError(f"unsupported Content-Encoding {', '.join(codings)!r}",
-                         status=response.status_code)
+                         status=response.status)
     decoder = _Inflater(codings[0]) if codings else None
     body = bytearray()
     raw = 0
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             raw += len(chunk)
             if raw > max_body:
                 raise too_big
@@ -249,12 +319,12 @@ class _Inflater:
                 inflate = self.inflate
                 data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
         except zlib.error as e:
-            raise httpx.DecodingError(f"invalid {self.coding} data: {e}") from e
+            raise _DecodeError(f"invalid {self.coding} data: {e}") from e
 
     def finish(self) -> None:
-        """Raise DecodingError for a stream cut short."""
+        """Raise _DecodeError for a stream cut short."""
         if self.started and not self.inflate.eof:
-            raise httpx.DecodingError(f"truncated {self.coding} data")
+            raise _DecodeError(f"truncated {self.coding} data")
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -273,7 +343,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def parse_max_age(headers: httpx.Headers) -> float | None:
+def parse_max_age(headers: Mapping[str, str]) -> float | None:
     """Freshness left from `Cache-Control: max-age` minus `Age`; 0 for no-cache/no-store."""
     cache_control = headers.get("Cache-Control", "")
     if re.search(r"(?:^|,)\s*(?:no-cache|no-store)\b", cache_control, re.IGNORECASE):
@@ -283,12 +353,6 @@ def parse_max_age(headers: httpx.Headers) -> float | None:
         return None
     age = headers.get("Age", "").strip()
     return max(0.0, float(match.group(1)) - (float(age) if age.isdigit() else 0.0))
-
-
-def _timeout_phase(error: httpx.TimeoutException) -> str:
-    return {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read",
-            httpx.WriteTimeout: "write", httpx.PoolTimeout: "waiting for a connection",
-            }.get(type(error), "request")
 
 
 def _short(error: Exception) -> str:

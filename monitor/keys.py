@@ -48,6 +48,17 @@ def health(feed: str) -> str:
     return _feed(feed, "health")
 
 
+def lease(feed: str) -> str:
+    """String (expiring): `{owner} {fence}` of the poller whose turn it is to poll the feed."""
+    return _feed(feed, "lease")
+
+
+def fence(feed: str) -> str:
+    """Counter: the newest fencing token issued with the feed's lease (INCR, never reset); a
+    commit carrying an older token is refused."""
+    return _feed(feed, "fence")
+
+
 #: Delivery outbox keys share the hash tag `{outbox}`: one slot, so its scripts are atomic.
 _OUTBOX = f"{PREFIX}:{{outbox}}"
 #: Sorted set: delivery id -> when it is next due (queued), or when its sender's lease ends.

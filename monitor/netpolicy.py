@@ -2,9 +2,12 @@
 
 With `fetch.allow_private_networks: false`, a fetch may not reach loopback, private (RFC 1918,
 IPv6 ULA), link-local (including the cloud metadata address 169.254.169.254), CGNAT, NAT64,
-unspecified, multicast or reserved addresses. The check runs in the httpcore network backend:
-the host is resolved once, *every* address it resolves to is checked, and the connection goes
-to a checked address, never to a second resolution. Each redirect hop opens its own connection,
+unspecified, multicast or reserved addresses. The check runs where the connection is made, in
+the resolver of the fetcher's aiohttp connector (`PolicyResolver`): the host is resolved once,
+*every* address it resolves to is checked, and aiohttp connects only to the addresses it was
+given, never to a second resolution. An IP-literal host, which aiohttp does not resolve, is
+checked by `NetworkPolicy.check_literal` before each request. (`policy_transport` does the same
+in httpcore's network backend, for an httpx client.) Each redirect hop opens its own connection,
 so it is checked too, and DNS rebinding (a name that resolves differently the second time)
 cannot get around it. Hosts in `fetch.allow_hosts` (as written in URLs) are exempt.
 """
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 
 import httpcore
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -108,6 +113,33 @@ class NetworkPolicy:
             why = blocked_reason(address.split("%", 1)[0])  # drop an IPv6 zone id
             if why is not None:
                 raise BlockedAddressError(host, address, why)
+
+
+    def check_literal(self, host: str) -> None:
+        """`check` for a URL host that is an IP literal (aiohttp connects to it unresolved)."""
+        try:
+            address = str(ipaddress.ip_address(_norm_host(host).split("%", 1)[0]))
+        except ValueError:
+            return
+        self.check(host.strip("[]"), [address])
+
+
+class PolicyResolver(AbstractResolver):
+    """An aiohttp resolver that refuses a host when any address it resolves to is blocked;
+    aiohttp then connects only to the addresses it returned (cached ones were checked too)."""
+
+    def __init__(self, policy: NetworkPolicy, inner: AbstractResolver | None = None) -> None:
+        self._policy = policy
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        self._policy.check(host, [str(r["host"]) for r in results])
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class PolicyBackend(AsyncNetworkBackend):

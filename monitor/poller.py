@@ -22,7 +22,8 @@ from monitor.state import FeedState, Snapshot
 
 log = structlog.get_logger("livewatch.poll")
 
-Status = Literal["changed", "unchanged", "not_modified", "baseline", "error"]
+#: `superseded`: the poller's lease was taken over mid-poll, so its commit was refused.
+Status = Literal["changed", "unchanged", "not_modified", "baseline", "error", "superseded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +52,13 @@ class Poller:
         self.state = state
         self.fetcher = fetcher
 
-    async def poll(self, feed: FeedSettings) -> PollOutcome:
-        """Poll `feed` once; never raises for a broken feed (the outcome says what failed)."""
+    async def poll(self, feed: FeedSettings, *, fence: int | None = None) -> PollOutcome:
+        """Poll `feed` once; never raises for a broken feed (the outcome says what failed).
+        `fence` is the poller's lease token (monitor.lease): the commit is refused if a newer
+        one was issued meanwhile."""
         started = time.monotonic()
         try:
-            outcome = await self._poll(feed)
+            outcome = await self._poll(feed, fence)
         except (FetchError, ParseError, StateError, RedisError) as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             outcome = await self._failed(feed, str(exc), retry_after)
@@ -72,7 +75,7 @@ class Poller:
         return PollOutcome(feed.name, "error", error=reason, consecutive_failures=streak,
                            retry_after=retry_after)
 
-    async def _poll(self, feed: FeedSettings) -> PollOutcome:
+    async def _poll(self, feed: FeedSettings, fence: int | None) -> PollOutcome:
         snapshot = await self.state.load(feed.name)
         with metrics.FETCH_SECONDS.time():
             result = await self.fetcher.fetch(
@@ -91,10 +94,10 @@ class Poller:
                                    last_modified=result.last_modified)
             await self.state.record_success(feed.name, "unchanged")
             return PollOutcome(feed.name, "unchanged", max_age=result.max_age, ended=ended)
-        return await self._parse_and_commit(feed, result, snapshot)
+        return await self._parse_and_commit(feed, result, snapshot, fence)
 
     async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult,
-                                snapshot: Snapshot) -> PollOutcome:
+                                snapshot: Snapshot, fence: int | None = None) -> PollOutcome:
         assert result.body is not None
         limits = self.config.fetch
         with metrics.PARSE_SECONDS.time():
@@ -133,7 +136,10 @@ class Poller:
             committed = await self.state.commit(
                 feed.name, feed.url, changes, baseline=baseline, etag=result.etag,
                 last_modified=result.last_modified, body_hash=result.body_hash,
-                previous=previous, notice=notice)
+                previous=previous, notice=notice, fence=fence)
+            if committed.superseded:  # another poller took the feed over: it commits instead
+                return PollOutcome(feed.name, "superseded", entries=len(document.entries),
+                                   kind=document.kind)
             if not committed.baseline_moved:
                 break
             snapshot = await self.state.load(feed.name)  # another poller baselined meanwhile

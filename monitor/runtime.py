@@ -8,14 +8,16 @@ import fcntl
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from monitor.embedded import EmbeddedRedis
 from monitor.errors import StateError
-from monitor.settings import Config
+from monitor.settings import Config, RedisSettings
 
 log = structlog.get_logger("livewatch.runtime")
 
@@ -43,6 +45,36 @@ def _publish_url(data_dir: Path, url: str) -> Callable[[], None]:
 
 
 @contextlib.asynccontextmanager
+async def redis_client(settings: RedisSettings, url: str | None = None, *,
+                       max_connections: int = 100,
+                       **options: Any) -> AsyncIterator[aioredis.Redis]:
+    """A decoded-responses client: through Sentinel when `settings.sentinel` is set (the
+    client asks the sentinels for the master again after a failover), else for `url` (by
+    default `settings.url`), whose pool makes a burst of commands wait (up to 20 s) for one of
+    `max_connections` connections instead of failing. Closed, with the sentinel connections,
+    on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        found = settings.sentinel
+        if found is not None:
+            secret = found.sentinel_password
+            sentinel = Sentinel(found.addresses, sentinel_kwargs={  # type: ignore[no-untyped-call]
+                "password": secret.get_secret_value() if secret else None, **options})
+            for watcher in sentinel.sentinels:
+                stack.push_async_callback(watcher.aclose)
+            password = found.password.get_secret_value() if found.password else None
+            client: aioredis.Redis = sentinel.master_for(
+                found.master, db=found.db, username=found.username, password=password,
+                decode_responses=True, max_connections=max_connections, **options)
+        else:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url or settings.url, decode_responses=True, max_connections=max_connections,
+                timeout=20, **options)
+            client = aioredis.Redis.from_pool(pool)
+        stack.push_async_callback(client.aclose)
+        yield client
+
+
+@contextlib.asynccontextmanager
 async def connect_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
     """A decoded-responses client for the configured Redis; starts the embedded one if asked."""
     async with contextlib.AsyncExitStack() as stack:
@@ -57,8 +89,8 @@ async def connect_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
             stack.callback(_publish_url(data_dir, url))
             await log.ainfo("embedded redis started", data_dir=str(server.data_dir),
                             port=server.port)
-        client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
-        stack.push_async_callback(client.aclose)
+        client = await stack.enter_async_context(redis_client(
+            config.redis, url, max_connections=config.defaults.max_concurrency + 100))
         try:
             await client.ping()
         except (RedisError, OSError) as exc:

@@ -1,6 +1,12 @@
 """APScheduler 3 jobs: one per enabled feed, its own interval and jitter, max_instances=1,
 coalesce. After every poll the job's next run is set by `monitor.cadence`: the interval while a
-feed is live, longer when it is quiet or its coverage ended, exponential backoff on failures."""
+feed is live, longer when it is quiet or its coverage ended, exponential backoff on failures.
+
+Every turn first takes the feed's lease (monitor.lease); without it the turn is skipped, as
+another poller has the feed. After the poll the lease is kept until shortly before this
+poller's next turn (`handover` earlier), so with any number of pollers each feed is polled
+about once per interval, and a feed moves between pollers now and then, which spreads the
+feeds over pollers started at different times."""
 
 from __future__ import annotations
 
@@ -14,7 +20,10 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from monitor import metrics
 from monitor.cadence import Cadence, next_delay
+from monitor.errors import StateError
+from monitor.lease import FeedLeases, Lease
 from monitor.poller import Poller, PollOutcome
 from monitor.settings import Config, FeedSettings
 
@@ -34,12 +43,29 @@ class _Pace:
 class FeedScheduler:
     """Runs `Poller.poll` for every enabled feed on its own cadence."""
 
-    def __init__(self, config: Config, poller: Poller) -> None:
+    def __init__(self, config: Config, poller: Poller, leases: FeedLeases | None = None) -> None:
         self.config = config
         self.poller = poller
+        self.leases = leases or FeedLeases(poller.state.client)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._pace: dict[str, _Pace] = {}
+        self._stopping = False
+        #: Turns in progress at once (lease, poll, keep): as many as the fetcher runs, so a
+        #: burst of due feeds waits here, before taking leases and Redis connections.
+        self._turns = asyncio.Semaphore(config.defaults.max_concurrency)
+
+    def poll_budget(self, feed: FeedSettings) -> float:
+        """How long a turn's lease is held while polling: the fetch timeout, the parse budget
+        and a margin for the Redis round trips. A poll still running after that may be taken
+        over, and then its commit is refused (the fence), never duplicated."""
+        return self.config.timeout(feed) + self.config.fetch.parse_timeout + 2.0
+
+    def handover(self, feed: FeedSettings) -> float:
+        """How long before this poller's next turn its lease ends: another poller whose turn
+        falls in that window takes the feed over (half the jitter, at most a quarter of the
+        interval; 0 with no jitter: a feed then stays with its poller while it runs)."""
+        return min(self.config.jitter(feed) / 2, self.config.interval(feed) / 4)
 
     def cadence(self, feed: FeedSettings) -> Cadence:
         """The polling bounds of `feed`."""
@@ -105,24 +131,60 @@ class FeedScheduler:
                 "removed": sorted(before.keys() - after.keys()), "changed": changed}
 
     async def _run(self, feed: FeedSettings) -> None:
+        if self._stopping:  # a turn that fired as the scheduler was shut down
+            return
         task = asyncio.current_task()
         assert task is not None
         self.in_flight.add(task)
         try:
-            outcome = await self.poller.poll(feed)
+            async with self._turns:
+                if not self._stopping:
+                    await self._turn(feed)
         finally:
             self.in_flight.discard(task)
+
+    async def _turn(self, feed: FeedSettings) -> None:
+        lease: Lease | None = None
+        try:
+            lease = await self.leases.acquire(feed.name, self.poll_budget(feed))
+        except StateError as exc:  # Redis is down: a failed poll, backed off as such
+            outcome = PollOutcome(feed.name, "error", error=str(exc))
+            await log.awarning("poll failed", feed=feed.name, status="error", error=str(exc))
+            metrics.observe_poll(outcome)
+        else:
+            if lease is None:
+                await log.adebug("turn skipped: another poller holds the lease",
+                                 feed=feed.name)
+                return
+            outcome = await self.poller.poll(feed, fence=lease.fence)
+        if outcome.status == "superseded":  # another poller has the feed now
+            return
         delay = self.delay_after(feed, outcome)
         job = self.scheduler.get_job(feed.name)
         if job is None:  # removed by a reload while polling
+            if lease is not None:
+                await self._keep(lease, 0)
             return
         if delay > self.config.interval(feed) + 1e-6:
             delay += random.uniform(0, self.config.jitter(feed))
             job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
             if outcome.status == "error":
                 await log.ainfo("poll backed off", feed=feed.name, delay_s=round(delay, 1))
-        if job.next_run_time is not None:
-            await self.poller.state.set_next_poll(feed.name, job.next_run_time.timestamp())
+        next_run = job.next_run_time
+        if lease is not None:
+            until = (next_run.timestamp() - time.time() - self.handover(feed)
+                     if next_run is not None else 0.0)
+            await self._keep(lease, until)
+        if next_run is not None:
+            await self.poller.state.set_next_poll(feed.name, next_run.timestamp())
+
+    async def _keep(self, lease: Lease, seconds: float) -> None:
+        """Hold `lease` until `seconds` from now (release it if <= 0)."""
+        try:
+            await self.leases.keep(lease, seconds)
+        except StateError as exc:  # the lease expires by itself
+            await log.awarning("could not keep the feed's lease", feed=lease.feed,
+                               error=str(exc))
 
     def delay_after(self, feed: FeedSettings, outcome: PollOutcome) -> float:
         """Seconds until the next poll of `feed`, given the outcome of the last one."""
@@ -144,7 +206,9 @@ class FeedScheduler:
                           max_age=outcome.max_age)
 
     async def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop scheduling; let in-flight polls finish within `timeout`."""
+        """Stop scheduling; let in-flight polls finish within `timeout`, then release the
+        leases this poller keeps, so other pollers take its feeds at their next turn."""
+        self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         pending = list(self.in_flight)
@@ -152,3 +216,12 @@ class FeedScheduler:
             _done, still = await asyncio.wait(pending, timeout=timeout)
             for task in still:
                 task.cancel()
+            if still:
+                await asyncio.wait(still)
+        # Hand the feeds over now rather than when their leases would run out. The lease of
+        # a cancelled poll is released too: its commit, if it still reaches Redis, is refused.
+        try:
+            await self.leases.release_all([feed.name for feed in self.config.feeds])
+        except StateError as exc:
+            await log.awarning("could not release the leases; they expire by themselves",
+                               error=str(exc))

@@ -33,9 +33,19 @@ def _raw(path: Path) -> Any:
         return None
 
 
+def _literal(value: object) -> bool:
+    """A value written in the file (not empty, not a `${VAR}` reference)."""
+    return value not in (None, "") and not (isinstance(value, str) and _VAR.search(value))
+
+
 def literal_secret_fields(raw: Any) -> list[str]:
     """Paths of secret fields holding a literal value rather than a `${VAR}` reference."""
     found: list[str] = []
+    redis = raw.get("redis") if isinstance(raw, dict) else None
+    sentinel = redis.get("sentinel") if isinstance(redis, dict) else None
+    if isinstance(sentinel, dict):
+        found += [f"redis.sentinel.{key}" for key in ("password", "sentinel_password")
+                  if _literal(sentinel.get(key))]
     channels = raw.get("channels") if isinstance(raw, dict) else None
     for index, channel in enumerate(channels if isinstance(channels, list) else []):
         if not isinstance(channel, dict):
@@ -49,9 +59,7 @@ def literal_secret_fields(raw: Any) -> list[str]:
         urls = channel.get("urls")
         if channel.get("type") == "apprise" and isinstance(urls, list):
             candidates += [(f"channels[{index}].urls[{n}]", url) for n, url in enumerate(urls)]
-        for where, value in candidates:
-            if value not in (None, "") and not (isinstance(value, str) and _VAR.search(value)):
-                found.append(where)
+        found += [where for where, value in candidates if _literal(value)]
     return found
 
 

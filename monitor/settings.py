@@ -150,6 +150,8 @@ class Defaults(_Model):
     max_body: ByteSize = 10 * 1024 * 1024
     max_backoff: Duration = 1800.0
     max_concurrency: Annotated[int, Field(ge=1, le=10_000)] = 100
+    #: Fetches in flight to one host at once (0: no limit beyond max_concurrency).
+    max_per_host: Annotated[int, Field(ge=0, le=10_000)] = 0
     max_interval: Duration = 900.0
     quiet_after: Duration = 1800.0
     flood_threshold: Annotated[int, Field(ge=1)] = 50

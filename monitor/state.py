@@ -49,6 +49,8 @@ class CommitResult:
     updated: int
     skipped: int
     baseline_moved: bool = False
+    #: The poller's fencing token was no longer the feed's newest: nothing was written.
+    superseded: bool = False
 
     @property
     def appended(self) -> int:
@@ -112,14 +114,16 @@ class FeedState:
     async def commit(self, feed: str, feed_url: str, changes: Sequence[Change], *,
                      baseline: bool, etag: str | None, last_modified: str | None,
                      body_hash: str, previous: dict[str, tuple[str, str]] | None = None,
-                     notice: Notice | None = None) -> CommitResult:
+                     notice: Notice | None = None, fence: int | None = None) -> CommitResult:
         """Record `changes`, append the emitted ones to the stream and `notice` (if any) to
-        the notices stream, atomically."""
+        the notices stream, atomically. With `fence` (the poller's lease token, see
+        monitor.lease) nothing is written unless it is still the feed's newest token."""
         previous = previous or {}
         now = time.time()
         args: list[Any] = ["1" if baseline else "0", self.max_entries, self.stream_maxlen,
                            etag or "", last_modified or "", body_hash, len(changes),
-                           notice.encode() if notice else ""]
+                           notice.encode() if notice else "",
+                           "" if fence is None else str(fence)]
         for change in changes:
             entry = change.entry
             payload = ""
@@ -134,13 +138,16 @@ class FeedState:
             args += [entry.id, change.previous_version or "", change.version, texts,
                      "1" if change.emit else "0", payload]
         script_keys = [keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
-                       keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM]
+                       keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM,
+                       keys.fence(feed)]
         try:
             result = cast(list[int], await self._commit(keys=script_keys, args=args))
         except RedisError as exc:
             raise StateError(f"cannot record state of feed {feed!r}: {exc}") from exc
         if result[0] == -1:
             return CommitResult(0, 0, 0, baseline_moved=True)
+        if result[0] == -2:
+            return CommitResult(0, 0, 0, superseded=True)
         return CommitResult(int(result[0]), int(result[1]), int(result[2]))
 
     async def touch(self, feed: str, *, etag: str | None, last_modified: str | None) -> None:

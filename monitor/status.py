@@ -32,7 +32,11 @@ def url_file(config: Config) -> Path:
 
 
 def redis_url(config: Config) -> str | None:
-    """The Redis to read: the configured one, or the running embedded one (None if none)."""
+    """The Redis to read: the configured one (`sentinel://MASTER@…` for Sentinel), or the
+    running embedded one (None if none)."""
+    if config.redis.sentinel is not None:
+        master = config.redis.sentinel
+        return f"sentinel://{master.master}@{','.join(master.sentinels)}"
     if not config.redis.embedded:
         return config.redis.url
     try:

@@ -49,6 +49,7 @@ channels:
     from: "livewatch@example.org"
     smtp: {{host: 127.0.0.1, port: {smtp.port}, starttls: false}}
 workers: {{claim_idle: 2s, retry_schedule: [100ms]}}
+operator: {{failing_after: 0}}  # the broken feeds' notices are tested in test_feed_notices
 """
 
 

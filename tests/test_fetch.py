@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import aiohttp
 import httpx
 import pytest
 from servers import FeedServer
@@ -157,7 +159,7 @@ async def test_connection_refused(fetcher: Fetcher) -> None:
     with pytest.raises(FetchError, match="connection failed") as info:
         await get(fetcher, f"http://127.0.0.1:{free_port()}/feed")
     assert info.value.status is None
-    assert isinstance(info.value.__cause__, httpx.ConnectError)
+    assert isinstance(info.value.__cause__, aiohttp.ClientError)  # wrapped at the boundary
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://example.org/feed", "http://"])
@@ -209,3 +211,45 @@ def test_parse_max_age() -> None:
     assert parse_max_age(httpx.Headers({"Cache-Control": "no-cache"})) == 0.0
     assert parse_max_age(httpx.Headers({"Cache-Control": "s-maxage=10"})) is None
     assert parse_max_age(httpx.Headers()) is None
+
+
+async def test_max_per_host_and_max_concurrency(feed_server: FeedServer) -> None:
+    feed_server.set("/slow", FEED, delay=0.3)
+    port = feed_server.httpd.server_address[1]
+    one_host = [feed_server.url("/slow")] * 3
+    two_hosts = [feed_server.url("/slow"), f"http://localhost:{port}/slow"]
+
+    async def timed(fetcher: Fetcher, urls: list[str]) -> float:
+        started = time.monotonic()
+        await asyncio.gather(*(get(fetcher, url) for url in urls))
+        return time.monotonic() - started
+
+    async with Fetcher(user_agent=UA, max_concurrency=4, max_per_host=1) as per_host:
+        assert await timed(per_host, one_host) >= 0.85  # one at a time to 127.0.0.1
+        assert await timed(per_host, two_hosts) < 0.55  # another host is not held up
+    async with Fetcher(user_agent=UA, max_concurrency=1) as single:
+        assert await timed(single, two_hosts) >= 0.55  # the global limit holds across hosts
+    async with Fetcher(user_agent=UA, max_concurrency=4) as unlimited:
+        assert await timed(unlimited, one_host) < 0.55
+
+
+async def test_credentials_not_sent_to_another_origin(feed_server: FeedServer,
+                                                      fetcher: Fetcher) -> None:
+    port = feed_server.httpd.server_address[1]
+    feed_server.set("/same", "", status=302, headers={"Location": "/feed"})
+    feed_server.set("/away", "", status=302, headers={"Location": f"http://localhost:{port}/x"})
+    feed_server.set("/feed", FEED)
+    feed_server.set("/x", FEED)
+    secret = {"Authorization": "Bearer s3cret", "X-Desk": "politics"}
+    await get(fetcher, feed_server.url("/same"), headers=secret)
+    assert headers_of(feed_server, "/feed")[0]["authorization"] == "Bearer s3cret"
+    await get(fetcher, feed_server.url("/away"), headers=secret)
+    sent = headers_of(feed_server, "/x")[0]
+    assert "authorization" not in sent and sent["x-desk"] == "politics"
+
+
+async def test_redirect_to_another_scheme_is_refused(feed_server: FeedServer,
+                                                     fetcher: Fetcher) -> None:
+    feed_server.set("/ftp", "", status=301, headers={"Location": "ftp://example.org/feed"})
+    with pytest.raises(FetchError, match=r"invalid URL 'ftp://example\.org/feed'"):
+        await get(fetcher, feed_server.url("/ftp"))

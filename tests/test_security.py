@@ -307,6 +307,9 @@ def test_literal_secret_warning_only_when_world_readable() -> None:
         {"type": "webhook", "url": "https://hooks.example.org/x"},
         {"type": "apprise", "urls": ["${LW_TG}", "mailto://u:p@example.org"]}]}) == [
         "channels[0].url", "channels[2].urls[1]"]
+    assert literal_secret_fields({"redis": {"sentinel": {"password": "p", "sentinel_password":
+                                                         "${LW_SENTINEL}"}}}) == [
+        "redis.sentinel.password"]
 
 
 def test_env_values_are_redacted(tmp_path: Path) -> None:

@@ -18,9 +18,10 @@ from typing import Literal
 from monitor.models import Event
 from monitor.settings import RuleSettings
 from workers.query import CompiledRule, compile_rule, rule_hits, run
-from workers.scan import FIELD_NAMES, RANK, Scan, Scanner
+from workers.scan import FIELD_NAMES, RANK, RawHit, Scan, Scanner
 
 Field = Literal["title", "text", "author"]
+_Posting = tuple[int, int, str, frozenset[int]]  # rule index, order, label, field ranks
 Span = tuple[int, int]
 ELLIPSIS = "…"
 _WHITESPACE = re.compile(r"\s+")
@@ -36,6 +37,21 @@ class Hit:
     end: int
 
 
+_new_hit = object.__new__
+_set_hit = tuple(getattr(Hit, name).__set__ for name in ("term", "field", "start", "end"))
+
+
+def _hit(term: str, field: Field, start: int, end: int) -> Hit:
+    """`Hit(term, field, start, end)` without the frozen dataclass's slow `__init__`."""
+    hit: Hit = _new_hit(Hit)
+    set_term, set_field, set_start, set_end = _set_hit
+    set_term(hit, term)
+    set_field(hit, field)
+    set_start(hit, start)
+    set_end(hit, end)
+    return hit
+
+
 @dataclass(frozen=True)
 class RuleMatch:
     """A rule that matched, with the hits of its `any` and `all` phrases (title hits first)."""
@@ -49,6 +65,13 @@ class RuleMatch:
         return frozenset(hit.term for hit in self.hits)
 
 
+def _rule_match(rule: str, hits: tuple[Hit, ...]) -> RuleMatch:
+    """`RuleMatch(rule, hits)` without the frozen dataclass's slow `__init__`."""
+    match: RuleMatch = _new_hit(RuleMatch)
+    match.__dict__.update(rule=rule, hits=hits)
+    return match
+
+
 class Matcher:
     """Rules compiled once; `match` and `alerts_for` are pure and safe to share between tasks."""
 
@@ -60,14 +83,16 @@ class Matcher:
         self._by_name = {r.name: r for r in self.rules}
         self._uses_author = any(RANK["author"] in ranks
                                 for r in self.rules for ranks in r.ranks.values())
-        # term id -> the rules where it is positive (not under a NOT). A rule none of whose
-        # positive terms occurs cannot match (queries that match empty text are rejected), so
-        # only rules hit by a positive term are evaluated.
-        users: dict[int, list[int]] = {}
+        # literal term id -> (rule index, order, label, fields) for each rule where it is
+        # positive (not under a NOT), its `positive_index` entry. A rule none of whose positive
+        # terms occurs cannot match (queries that match empty text are rejected), so only the
+        # rules these postings reach (and rules with a regex) are evaluated, and their hits are
+        # listed in the same pass.
+        postings: dict[int, list[_Posting]] = {}
         for r in self.rules:
-            for term_id in {p[0] for p in r.positive}:
-                users.setdefault(term_id, []).append(r.index)
-        self._users = {t: tuple(rs) for t, rs in users.items()}
+            for term_id, (order, label, ranks) in r.positive_index.items():
+                postings.setdefault(term_id, []).append((r.index, order, label, ranks))
+        self._postings = {t: tuple(ps) for t, ps in postings.items()}
         self._regex_rules = frozenset(r.index for r in self.rules if r.has_regex)
         self._by_feed: dict[str, frozenset[int]] = {}
 
@@ -91,21 +116,39 @@ class Matcher:
 
     def _evaluate(self, allowed: frozenset[int], scan: Scan) -> list[RuleMatch]:
         """The rules among `allowed` that match `scan`, in configuration order."""
-        candidates: set[int] = set(self._regex_rules)
-        users = self._users
-        for term_id in scan.found:
-            hit_rules = users.get(term_id)
-            if hit_rules is not None:
-                candidates.update(hit_rules)
-        if not candidates:
+        found = scan.found
+        listed: dict[int, list[tuple[RawHit, int, str]]] = {}  # rule -> (hit, order, label)
+        postings = self._postings
+        for term_id, term_hits in found.items():
+            for index, order, label, ranks in postings.get(term_id, ()):
+                entries = listed.get(index)
+                if entries is None:
+                    entries = listed[index] = []
+                for hit in term_hits:
+                    if hit[0] in ranks:
+                        entries.append((hit, order, label))
+        if not listed and not self._regex_rules:
             return []
         matches: list[RuleMatch] = []
-        for index in sorted(candidates.intersection(allowed)):
+        scanned = scan.ranks
+        for index in sorted((listed.keys() | self._regex_rules) & allowed):
             rule = self.rules[index]
-            if run(rule, rule.program, scan):
-                hits = tuple(Hit(label, FIELD_NAMES[rank], start, end)
+            simple = rule.simple
+            if simple is not None and simple[2] >= scanned:  # present terms are found's keys
+                if simple[0].isdisjoint(found) or not simple[1].isdisjoint(found):
+                    continue
+            elif not run(rule, rule.program, scan):
+                continue
+            if rule.regex_ids:
+                hits = tuple(_hit(label, FIELD_NAMES[rank], start, end)
                              for label, (rank, start, end) in rule_hits(rule, scan))
-                matches.append(RuleMatch(rule.name, hits))
+            else:  # as `rule_hits`: by position, equal hits in the order of rule.positive
+                entries = listed.get(index, [])
+                if len(entries) > 1:
+                    entries.sort()
+                hits = tuple(_hit(label, FIELD_NAMES[rank], start, end)
+                             for (rank, start, end), _, label in entries)
+            matches.append(_rule_match(rule.name, hits))
         return matches
 
     def match(self, feed: str, title: str, text: str,

@@ -39,6 +39,11 @@ class CompiledRule:
     has_regex: bool
     program: Program
     regex_ids: frozenset[int]
+    #: term id -> (rank in `positive`, label, field ranks) for every positive literal term.
+    positive_index: dict[int, tuple[int, str, frozenset[int]]]
+    #: (ids, vetoes, field ranks) when the program is "any of ids and none of vetoes, all in the
+    #: same fields" (what `any`/`none` lists compile to), else None: a set test, no tree walk.
+    simple: tuple[frozenset[int], frozenset[int], frozenset[int]] | None
 
     def term_ids(self) -> set[int]:
         """Ids of every term of the rule."""
@@ -75,13 +80,29 @@ def compile_rule(index: int, rule: RuleSettings, scanner: Scanner) -> CompiledRu
             label = f"/{term.text}/" if term.kind == "regex" else term.text
             first_label, seen = positive.get(ids[term], (label, frozenset()))
             positive[ids[term]] = (first_label, seen | ranks[term])
+    program = _program(node, ids, ranks)
+    regex_ids = frozenset(i for t, i in ids.items() if t.kind == "regex")
     return CompiledRule(
         index=index, name=rule.name, feeds=tuple(rule.feeds), events=frozenset(rule.events),
         node=node, ids=ids, ranks=ranks,
         positive=tuple((tid, label, r) for tid, (label, r) in positive.items()),
         has_regex=any(t.kind == "regex" for t in ids),
-        program=_program(node, ids, ranks),
-        regex_ids=frozenset(i for t, i in ids.items() if t.kind == "regex"))
+        program=program,
+        regex_ids=regex_ids,
+        positive_index={tid: (order, label, r) for order, (tid, (label, r))
+                        in enumerate(positive.items()) if tid not in regex_ids},
+        simple=_simple(program))
+
+
+def _simple(program: Program) -> tuple[frozenset[int], frozenset[int], frozenset[int]] | None:
+    if program[0] == ANY:
+        return program[1], frozenset(), program[2]
+    if program[0] == AND and len(program[1]) == 2:
+        first, second = program[1]
+        if first[0] == ANY and second[0] == NOT and second[1][0] == ANY \
+                and second[1][2] == first[2]:
+            return first[1], second[1][1], first[2]
+    return None
 
 
 def _program(node: Node, ids: dict[Term, int], ranks: dict[Term, frozenset[int]]) -> Program:
@@ -187,9 +208,24 @@ def near(rule: CompiledRule, node: Near, scan: Scan,
 
 
 def rule_hits(rule: CompiledRule, scan: Scan) -> list[tuple[str, RawHit]]:
-    """(label, hit) for every occurrence of the rule's positive terms, by field and offset."""
-    out: list[tuple[str, RawHit]] = []
+    """(label, hit) for every occurrence of the rule's positive terms, by field and offset
+    (equal hits in the order of `rule.positive`)."""
     found = scan.found
+    if not rule.regex_ids and len(found) < len(rule.positive):  # from the (few) found terms
+        index = rule.positive_index
+        ordered: list[tuple[RawHit, int, str]] = []
+        for term_id, hits in found.items():
+            entry = index.get(term_id)
+            if entry is not None:
+                order, label, ranks = entry
+                for hit in hits:
+                    if hit[0] in ranks:
+                        ordered.append((hit, order, label))
+        if len(ordered) == 1:
+            return [(ordered[0][2], ordered[0][0])]
+        ordered.sort()
+        return [(label, hit) for hit, _, label in ordered]
+    out: list[tuple[str, RawHit]] = []
     for term_id, label, ranks in rule.positive:
         if term_id in found or term_id in rule.regex_ids:
             out += [(label, hit) for hit in scan.hits(term_id, ranks)]

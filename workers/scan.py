@@ -6,6 +6,11 @@ lists the terms that accept its hits. The scan runs the automaton over the match
 field (and, only when some rule ignores diacritics and the text is not ASCII, over the form
 without combining marks), checks word boundaries, and records hits per term as
 `(field rank, start, end)` in clean-text offsets. Regexes run lazily, only when a rule asks.
+
+The quick path (most news text: ASCII and the simple characters of `quick_match_form`) builds
+the match form as cp1252 or UTF-8 bytes in a few C-level passes, runs an automaton of the
+patterns in that encoding over it, and maps offsets back only for hits that pass the word test;
+`scan_slow` is the reference it is tested against (tests/test_match_fast.py).
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import structlog
 
 from monitor.query import MatchField, Term
 from monitor.textnorm import (
+    QuickForm,
     RunMap,
     cased_form,
     match_form_lazy,
     normalize_phrase,
     normalize_phrase_stripped,
+    quick_match_form,
     strip_marks,
     unify_punctuation,
 )
@@ -60,6 +67,58 @@ def _is_word(char: str) -> bool:
     return char.isalnum() or char == "_"
 
 
+def _cp1252_word(byte: int) -> int:
+    try:
+        return int(_is_word(bytes((byte,)).decode("cp1252")))
+    except UnicodeDecodeError:
+        return 0
+
+
+#: Byte -> 1 if a word char, 0 if not, 2 if part of a longer UTF-8 char (decode to tell).
+_BYTE_KIND = {"utf-8": bytes(2 if b >= 0x80 else int(_is_word(chr(b))) for b in range(256)),
+              "cp1252": bytes(_cp1252_word(b) for b in range(256))}
+
+
+def _word_before(form: bytes, index: int) -> bool:
+    """Whether the (non-ASCII) char that ends at byte `index` of UTF-8 `form` is a word char."""
+    start = index - 1
+    while form[start] & 0xC0 == 0x80:  # continuation byte
+        start -= 1
+    return _is_word(form[start:index].decode())
+
+
+def _word_at(form: bytes, index: int) -> bool:
+    """Whether the (non-ASCII) char that starts at byte `index` of UTF-8 `form` is a word char."""
+    lead = form[index]
+    width = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return _is_word(form[index:index + width].decode())
+
+
+def _encode(pattern: str, encoding: str) -> bytes:
+    try:
+        return pattern.encode(encoding, "surrogatepass" if encoding == "utf-8" else "strict")
+    except UnicodeEncodeError:
+        return b"\x81"
+
+
+def _char_matches(automaton: ahocorasick_rs.BytesAhoCorasick,
+                  form: str) -> list[tuple[int, int, int]]:
+    """Overlapping matches of the UTF-8 `automaton` in `form`, in char offsets."""
+    data = form.encode("utf-8", "surrogatepass")
+    matches = automaton.find_matches_as_indexes(data, overlapping=True)
+    if len(data) == len(form) or not matches:
+        return matches
+    chars: dict[int, int] = {}
+
+    def char(offset: int) -> int:
+        index = chars.get(offset)
+        if index is None:
+            index = chars[offset] = len(data[:offset].decode("utf-8", "surrogatepass"))
+        return index
+
+    return [(slot, char(start), char(end)) for slot, start, end in matches]
+
+
 class Scanner:
     """Collects terms with `add`, then `build` compiles the automaton; `scan` is pure."""
 
@@ -67,12 +126,13 @@ class Scanner:
         self.terms: list[TermSpec] = []
         self._ids: dict[tuple[object, ...], int] = {}
         self._slots: dict[str, int] = {}
-        self._automaton: ahocorasick_rs.AhoCorasick | None = None
+        self._bytes_automata: dict[str, ahocorasick_rs.BytesAhoCorasick] = {}
         self._plain: list[tuple[_Accept, ...]] = []
         self._stripped: list[tuple[_Accept, ...]] = []
         self._both: list[tuple[_Accept, ...]] = []
         self._edges: list[tuple[bool, bool, bool]] = []  # word char first, last; any prefix
         self.has_strip = False
+        self._keep_ellipsis = False  # no pattern has a ".": "…" can stay one char
 
     def add(self, term: Term, *, case_sensitive: bool, strip: bool) -> int:
         """The id of `term` under these options (interned)."""
@@ -111,9 +171,15 @@ class Scanner:
         self._both = [p + s for p, s in zip(self._plain, self._stripped, strict=True)]
         self._edges = [(_is_word(p[0]), _is_word(p[-1]),
                         any(a[1] for a in self._both[slot])) for slot, p in enumerate(patterns)]
-        self._automaton = ahocorasick_rs.AhoCorasick(
-            patterns, matchkind=ahocorasick_rs.MatchKind.Standard,
-            implementation=ahocorasick_rs.Implementation.DFA) if patterns else None
+        self._keep_ellipsis = not any("." in p for p in patterns)
+        # The patterns encoded: UTF-8 for any text (a UTF-8 pattern only matches whole chars of
+        # UTF-8 text), cp1252 for the quick path's one-byte form (a pattern with a char outside
+        # cp1252 cannot occur in text that fits in cp1252, so it becomes b"\x81", a byte
+        # encoding to cp1252 never produces).
+        self._bytes_automata = {encoding: ahocorasick_rs.BytesAhoCorasick(
+            [_encode(p, encoding) for p in patterns], matchkind=ahocorasick_rs.MatchKind.Standard,
+            implementation=ahocorasick_rs.Implementation.DFA)
+            for encoding in ("utf-8", "cp1252")} if patterns else {}
 
     def scan(self, texts: tuple[str, ...]) -> dict[int, list[RawHit]]:
         """Literal hits per term id in the clean `texts` (title, text[, author]).
@@ -121,25 +187,89 @@ class Scanner:
         The fields are scanned as one string joined by NUL (not a word character, in no
         pattern), one automaton pass for all; hits are then split back by field."""
         found: dict[int, list[RawHit]] = {}
-        automaton = self._automaton
-        if automaton is None or not any(texts):
+        if not self._bytes_automata or not any(texts):
             return found
         bases = [0]
         for text in texts[:-1]:
             bases.append(bases[-1] + len(text) + 1)
         joined = "\0".join(texts)
+        quick = quick_match_form(joined, keep_ellipsis=self._keep_ellipsis)
+        if quick is not None and not (self.has_strip and not quick.form.isascii()):
+            self._collect_quick(
+                found, bases, quick, self._bytes_automata[quick.encoding]
+                .find_matches_as_indexes(quick.form, overlapping=True),
+                self._both if self.has_strip else self._plain)
+            return found
+        return self._scan_slow(found, bases, joined)
+
+    def scan_slow(self, texts: tuple[str, ...]) -> dict[int, list[RawHit]]:
+        """`scan` without the quick path (the reference it is tested against)."""
+        found: dict[int, list[RawHit]] = {}
+        if not self._bytes_automata or not any(texts):
+            return found
+        bases = [0]
+        for text in texts[:-1]:
+            bases.append(bases[-1] + len(text) + 1)
+        return self._scan_slow(found, bases, "\0".join(texts))
+
+    def _scan_slow(self, found: dict[int, list[RawHit]], bases: list[int],
+                   joined: str) -> dict[int, list[RawHit]]:
+        automaton = self._bytes_automata["utf-8"]
         form, offsets = match_form_lazy(joined)
         ascii_ = form.isascii()
         table = self._both if ascii_ and self.has_strip else self._plain
         self._collect(found, bases, joined, form, offsets,
-                      automaton.find_matches_as_indexes(form, overlapping=True), table)
+                      _char_matches(automaton, form), table)
         if self.has_strip and not ascii_:
             sform, soffsets = strip_marks(
                 form, list(offsets) if isinstance(offsets, RunMap) else offsets)
             self._collect(found, bases, joined, sform, soffsets,
-                          automaton.find_matches_as_indexes(sform, overlapping=True),
+                          _char_matches(automaton, sform),
                           self._stripped)
         return found
+
+    def _collect_quick(self, found: dict[int, list[RawHit]], bases: list[int], quick: QuickForm,
+                       matches: list[tuple[int, int, int]],
+                       table: list[tuple[_Accept, ...]]) -> None:
+        """`_collect` on the bytes form of `quick_match_form` (byte offsets, mapped lazily)."""
+        form = quick.form
+        size = len(form)
+        edges = self._edges
+        kinds = _BYTE_KIND[quick.encoding]
+        span = quick.span
+        fields = len(bases)
+        for slot, start, end in matches:  # the hot loop: word tests inlined
+            accepts = table[slot]
+            if not accepts:
+                continue
+            left, right, any_prefix = edges[slot]
+            if left and start and ((kind := kinds[form[start - 1]]) == 1 or
+                                   (kind == 2 and _word_before(form, start))):
+                continue
+            whole = not right or end == size or not (
+                (kind := kinds[form[end]]) == 1 or (kind == 2 and _word_at(form, end)))
+            if not whole and not any_prefix:
+                continue
+            cstart, cend = span(start, end)
+            rank = bisect_right(bases, cstart) - 1
+            base = bases[rank]
+            if rank + 1 < fields and cend >= bases[rank + 1]:
+                continue  # spans two fields (only a pattern with NUL could)
+            hit = (rank, cstart - base, cend - base)
+            for term_id, prefix, cased in accepts:
+                if not (whole or prefix) or (cased is not None and not self._cased_ok(
+                        term_id, cased, quick.clean[cstart:cend])):
+                    continue
+                hits = found.get(term_id)
+                if hits is None:
+                    found[term_id] = [hit]
+                else:
+                    hits.append(hit)
+
+    def _cased_ok(self, term_id: int, cased: str, clean: str) -> bool:
+        """Whether the clean text of a hit has the case (and marks) of a case-sensitive term."""
+        span = cased_form(clean)
+        return (strip_marks(span, None)[0] if self.terms[term_id].strip else span) == cased
 
     def _collect(self, found: dict[int, list[RawHit]], bases: list[int], clean: str, form: str,
                  offsets: list[int] | RunMap | None, matches: list[tuple[int, int, int]],
@@ -166,13 +296,9 @@ class Scanner:
             if rank + 1 < len(bases) and cend >= bases[rank + 1]:
                 continue  # spans two fields (only a pattern with NUL could)
             for term_id, prefix, cased in accepts:
-                if not (whole or prefix):
+                if not (whole or prefix) or (cased is not None and not self._cased_ok(
+                        term_id, cased, clean[cstart:cend])):
                     continue
-                if cased is not None:
-                    span = cased_form(clean[cstart:cend])
-                    if (strip_marks(span, None)[0] if self.terms[term_id].strip
-                            else span) != cased:
-                        continue
                 hits = found.get(term_id)
                 hit = (rank, cstart - base, cend - base)
                 if hits is None:
@@ -187,12 +313,12 @@ _ALL_RANKS = {size: frozenset(range(size)) for size in range(len(FIELD_NAMES) + 
 class Scan:
     """One entry's scan: literal hits, plus regex hits and word positions computed on demand."""
 
-    __slots__ = ("_present", "_ranks", "_regex", "_words", "found", "scanner", "texts")
+    __slots__ = ("_present", "_regex", "_words", "found", "ranks", "scanner", "texts")
 
     def __init__(self, scanner: Scanner, texts: tuple[str, ...],
                  found: dict[int, list[RawHit]]) -> None:
         self.scanner, self.texts, self.found = scanner, texts, found
-        self._ranks = _ALL_RANKS[len(texts)]
+        self.ranks = _ALL_RANKS[len(texts)]  # the fields scanned
         self._regex: dict[tuple[int, frozenset[int]], list[RawHit]] = {}
         self._words: dict[int, list[int]] = {}
         self._present: dict[frozenset[int], AbstractSet[int]] = {}
@@ -201,7 +327,7 @@ class Scan:
         """Ids of the literal terms with a hit in the given fields."""
         present = self._present.get(ranks)
         if present is None:
-            if ranks >= self._ranks:
+            if ranks >= self.ranks:
                 present = self.found.keys()
             else:
                 present = {t for t, hits in self.found.items() if any(h[0] in ranks for h in hits)}

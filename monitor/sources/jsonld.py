@@ -50,15 +50,22 @@ def json_ld_blocks(tree: LexborHTMLParser) -> list[Any]:
 def load_json_ld(text: str) -> list[Any]:
     """The JSON values of one script's text, repaired if needed; [] if beyond repair."""
     text = _WRAPPER_END.sub("", _WRAPPER_START.sub("", text, count=1), count=1).strip()
-    attempts = [text, _repair(text)]
-    if "&" in text:
-        unescaped = html.unescape(text)
-        attempts += [unescaped, _repair(unescaped)]
-    for attempt in attempts:
+    for attempt in _attempts(text):
         values = _decode_all(attempt)
         if values is not None:
             return values
     return []
+
+
+def _attempts(text: str) -> Iterator[str]:
+    """The text as it is, then repaired, then HTML-unescaped: each made only if the one
+    before failed (repairing a 50 KB block costs more than decoding it)."""
+    yield text
+    yield _repair(text)
+    if "&" in text:
+        unescaped = html.unescape(text)
+        yield unescaped
+        yield _repair(unescaped)
 
 
 def types_of(node: dict[str, Any]) -> set[str]:

@@ -1,0 +1,148 @@
+"""Per-feed polling leases with fencing tokens, so many pollers share the feeds.
+
+Before polling a feed a poller `acquire`s its lease: `lw:{feed}:lease` = `{owner} {fence}`,
+expiring, and a fresh fencing token from INCR `lw:{feed}:fence`. A poller that does not get the
+lease skips its turn: another poller has it. The lease is held through the poll (the fetch
+timeout plus the parse budget), then `keep` moves its end to just before the holder's next
+poll, so the other pollers skip until then; the holder itself may always take its own lease
+again. A poller that dies leaves its leases to expire, at most one poll interval (or one poll
+budget, if it died mid-poll) later; the first other poller whose turn comes then takes over.
+
+The fence goes into the commit (see commit.lua): a commit whose token is no longer the newest
+one is refused, so a poller whose lease ran out mid-poll (and was taken over) appends nothing.
+Nothing is lost by a refused or never-made commit either: the state it would have written is
+still the old one, and the next holder detects the same entries again.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from monitor import keys
+from monitor.errors import StateError
+
+# KEYS: 1 lease, 2 fence. ARGV: 1 owner (no spaces), 2 hold in ms.
+# Returns the new fence, or 0 when another owner holds the lease.
+_ACQUIRE = """
+local current = redis.call('GET', KEYS[1])
+if current and string.match(current, '^(%S+) ') ~= ARGV[1] then
+  return 0
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. fence, 'PX', ARGV[2])
+return fence
+"""
+
+# KEYS: 1 lease. ARGV: 1 `owner fence` as acquired, 2 ms from now (<= 0: release).
+# Returns 1 if the lease was still that one (and is now moved or released), else 0.
+_KEEP = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if tonumber(ARGV[2]) <= 0 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+# KEYS: 1 lease. ARGV: 1 owner. Deletes the lease if that owner holds it (any fence).
+_RELEASE_OWNED = """
+local current = redis.call('GET', KEYS[1])
+if current and string.match(current, '^(%S+) ') == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def new_owner() -> str:
+    """A token naming this process among all pollers: host, pid and a random part."""
+    host = socket.gethostname().replace(" ", "_") or "host"
+    return f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A poller's turn on one feed; `fence` goes into the feed's commit."""
+
+    feed: str
+    owner: str
+    fence: int
+
+    @property
+    def value(self) -> str:
+        """What the lease key holds while this lease is current."""
+        return f"{self.owner} {self.fence}"
+
+
+class FeedLeases:
+    """Acquire, keep and release per-feed leases for one owner (one poller process)."""
+
+    def __init__(self, client: aioredis.Redis, owner: str | None = None) -> None:
+        self.client = client
+        self.owner = owner or new_owner()
+        if " " in self.owner:
+            raise ValueError("a lease owner has no spaces")
+        self._acquire = client.register_script(_ACQUIRE)
+        self._keep = client.register_script(_KEEP)
+        self._release_owned = client.register_script(_RELEASE_OWNED)
+
+    async def acquire(self, feed: str, hold: float) -> Lease | None:
+        """Take `feed`'s lease for `hold` seconds with a new fencing token, or None when
+        another poller holds it (this poller skips its turn)."""
+        try:
+            fence = int(await self._acquire(keys=[keys.lease(feed), keys.fence(feed)],
+                                            args=[self.owner, _ms(hold)]))
+        except RedisError as exc:
+            raise StateError(f"cannot take the lease of feed {feed!r}: {exc}") from exc
+        return Lease(feed, self.owner, fence) if fence else None
+
+    async def keep(self, lease: Lease, seconds: float) -> bool:
+        """Make `lease` end `seconds` from now (release it if <= 0), if it is still the current
+        one; False when it expired or was taken over meanwhile."""
+        try:
+            kept = await self._keep(keys=[keys.lease(lease.feed)],
+                                    args=[lease.value, _ms(seconds) if seconds > 0 else 0])
+        except RedisError as exc:
+            raise StateError(f"cannot keep the lease of feed {lease.feed!r}: {exc}") from exc
+        return bool(kept)
+
+    async def release(self, lease: Lease) -> bool:
+        """Give the turn back now (on shutdown), if `lease` is still the current one."""
+        return await self.keep(lease, 0)
+
+    async def release_all(self, feeds: Sequence[str]) -> int:
+        """Release every lease of `feeds` this owner holds (a poller shutting down); returns
+        how many it held."""
+        if not feeds:
+            return 0
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for feed in feeds:
+                    await self._release_owned(keys=[keys.lease(feed)], args=[self.owner],
+                                              client=pipe)
+                released = await pipe.execute()
+        except RedisError as exc:
+            raise StateError(f"cannot release leases: {exc}") from exc
+        return sum(int(n) for n in released)
+
+    async def holder(self, feed: str) -> tuple[str, int] | None:
+        """(owner, fence) of `feed`'s current lease, or None when nobody holds it."""
+        value = await self.client.get(keys.lease(feed))
+        if not value:
+            return None
+        owner, _, fence = str(value).rpartition(" ")
+        return owner, int(fence)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
