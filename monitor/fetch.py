@@ -150,8 +150,8 @@ class Fetcher:
             raise FetchError(f"timed out after {timeout:g}s") from e
         except BlockedAddressError as e:
             raise FetchError(str(e)) from e
-        except aiohttp.InvalidURL as e:
-            raise FetchError(f"invalid URL {url!r}: {e}") from e
+        except aiohttp.InvalidURL as e:  # the URL itself may hold a token: only its host
+            raise FetchError(f"invalid URL (host {target.host!r})") from e
         except aiohttp.ClientConnectorError as e:
             if isinstance(e.os_error, BlockedAddressError):
                 raise FetchError(str(e.os_error)) from e
@@ -186,7 +186,7 @@ class Fetcher:
             try:
                 target = _http_url(url.join(URL(location.strip())))
             except ValueError as e:
-                raise FetchError(f"invalid redirect Location {location!r}") from e
+                raise FetchError(f"invalid redirect Location {location[:200]!r}") from e
             if target.fragment == "" and url.fragment:
                 target = target.with_fragment(url.fragment)  # as browsers (RFC 9110 10.2.2)
             if str(target) in seen:
@@ -242,14 +242,16 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 def _http_url(url: str | URL) -> URL:
-    """`url` as an absolute http(s) URL with a host; FetchError("invalid URL …") otherwise."""
+    """`url` as an absolute http(s) URL with a host; FetchError("invalid URL …") otherwise.
+    The message names the scheme and host only: a URL's path or query may hold a token."""
     try:
         parsed = url if isinstance(url, URL) else URL(url.strip())
         valid = parsed.scheme in ("http", "https") and bool(parsed.host)
     except (ValueError, TypeError) as e:
-        raise FetchError(f"invalid URL {str(url)!r}: {e}") from e
+        raise FetchError(f"invalid URL: {type(e).__name__}") from e
     if not valid:
-        raise FetchError(f"invalid URL {str(url)!r}: not an absolute http(s) URL")
+        raise FetchError(f"invalid URL (scheme {parsed.scheme!r}, host {parsed.host!r}): "
+                         "not an absolute http(s) URL")
     return parsed
 
 
