@@ -1,21 +1,18 @@
 """Strict configuration models (pydantic v2). Load files with `monitor.config_loader.load_config`.
 
-Durations accept seconds as a number or `500ms`, `30s`, `5m`, `1h`, `1d`; sizes accept bytes or
-`512KB`, `10MB`, `1GiB`. Unknown keys are errors; every model is frozen.
+Unknown keys are errors; every model is frozen. Value types (durations, sizes, names, URLs) are
+in `monitor.config_types`, channel models in `monitor.channel_settings`; both are re-exported
+here, so `monitor.settings` names every configuration model.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationInfo,
@@ -24,70 +21,35 @@ from pydantic import (
 )
 
 from monitor import __version__
+from monitor.channel_settings import (
+    AnyChannelSettings,
+    AppriseChannelSettings,
+    ChannelSettings,
+    ChatWebhookSettings,
+    DiscordChannelSettings,
+    EmailChannelSettings,
+    QuietHours,
+    Rate,
+    SlackChannelSettings,
+    SmtpSettings,
+    TeamsChannelSettings,
+    WebhookChannelSettings,
+    parse_rate,
+)
+from monitor.config_types import (
+    ByteSize,
+    Duration,
+    HttpUrl,
+    Model,
+    Name,
+    parse_duration,
+    parse_size,
+)
 from monitor.query import FIELDS, MatchField, QuerySyntaxError, parse_query, phrase_term
 from monitor.selectors import check_css, check_spec
 from monitor.textnorm import normalize_phrase
 
 DEFAULT_USER_AGENT = f"livewatch/{__version__} (live-blog monitor)"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-def parse_duration(value: object) -> object:
-    """`30s` -> 30.0; numbers are seconds. Anything else is left for pydantic to reject."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 1h")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m, h or d")
-        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    return value
-
-
-def parse_size(value: object) -> object:
-    """`10MB` -> 10485760 (binary multiples); integers are bytes."""
-    if isinstance(value, str):
-        match = _SIZE.match(value)
-        if not match:
-            raise ValueError(f"invalid size {value!r}: use bytes or KB, MB, GB")
-        unit = (match.group(2) or "b").lower()[0]
-        return int(float(match.group(1)) * {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit])
-    return value
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError("must be greater than zero")
-    return value
-
-
-def _check_name(value: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError("names use letters, digits, '.', '_' and '-' (at most 64, no spaces)")
-    return value
-
-
-def _check_http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
-ByteSize = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
-Name = Annotated[str, AfterValidator(_check_name)]
-HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 def _host_port(value: str) -> str:
@@ -97,7 +59,7 @@ def _host_port(value: str) -> str:
     return value
 
 
-class SentinelSettings(_Model):
+class SentinelSettings(Model):
     """Redis Sentinel: the sentinels are asked for the current master of `master` (again after
     a failover)."""
 
@@ -120,7 +82,7 @@ class SentinelSettings(_Model):
         return out
 
 
-class RedisSettings(_Model):
+class RedisSettings(Model):
     """`url: embedded` (the default) starts a private redis-server with AOF in `data_dir`;
     `url: redis://…` uses a standalone server; `sentinel` finds the master through Sentinel."""
 
@@ -140,7 +102,7 @@ class RedisSettings(_Model):
         return self.sentinel is None and self.url in ("", "embedded")
 
 
-class Defaults(_Model):
+class Defaults(Model):
     """Values every feed inherits unless it sets its own."""
 
     interval: Duration = 60.0
@@ -157,7 +119,7 @@ class Defaults(_Model):
     flood_threshold: Annotated[int, Field(ge=1)] = 50
 
 
-class FetchSettings(_Model):
+class FetchSettings(Model):
     """Limits on what one fetch may take and where it may connect (README "Security")."""
 
     max_redirects: Annotated[int, Field(ge=0, le=50)] = 10
@@ -176,7 +138,7 @@ class FetchSettings(_Model):
 Selector = Annotated[str, AfterValidator(check_spec)]
 
 
-class SelectorSettings(_Model):
+class SelectorSettings(Model):
     """Where the entries of a `kind: html` page are: `item` is a CSS selector of one entry;
     the others are relative to it, each a CSS selector optionally suffixed `@attr`."""
 
@@ -192,7 +154,7 @@ class SelectorSettings(_Model):
 FeedKind = Literal["auto", "rss", "atom", "jsonfeed", "liveblog", "html"]
 
 
-class FeedSettings(_Model):
+class FeedSettings(Model):
     """One source to poll."""
 
     name: Name
@@ -238,7 +200,7 @@ Phrases = list[Annotated[str, AfterValidator(_phrase)]]
 Severity = Literal["low", "normal", "urgent"]
 
 
-class RuleSettings(_Model):
+class RuleSettings(Model):
     """A keyword rule: alert when an `any` phrase (or every `all` phrase) appears, no `none` one."""
 
     name: Name
@@ -285,187 +247,9 @@ class RuleSettings(_Model):
         return self
 
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|m|h|d)\s*$")
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
-def parse_rate(value: object) -> object:
-    """`20/h` -> (20, 3600.0); `100/10m` -> (100, 600.0). Anything else is left to pydantic."""
-    if isinstance(value, str):
-        match = _RATE.match(value)
-        if not match:
-            raise ValueError(f"invalid rate {value!r}: use COUNT/UNIT such as 20/h or 100/10m")
-        count, span = int(match.group(1)), float(match.group(2) or 1)
-        if count < 1 or span <= 0:
-            raise ValueError(f"invalid rate {value!r}: count and period must be positive")
-        return (count, span * _DURATION_UNITS[match.group(3)])
-    return value
-
-
-Rate = Annotated[tuple[int, float], BeforeValidator(parse_rate)]
-
-
-def _check_clock(value: str) -> str:
-    if not _CLOCK.match(value):
-        raise ValueError(f"expected a time of day HH:MM (24-hour), got {value!r}")
-    return value
-
-
-def _check_zone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
-                         f"Europe/London)") from None
-    return value
-
-
-class QuietHours(_Model):
-    """A daily window (local time in `timezone`) when non-urgent alerts wait for a digest sent
-    at its end. `start` after `end` spans midnight (22:00-07:00)."""
-
-    start: Annotated[str, AfterValidator(_check_clock)]
-    end: Annotated[str, AfterValidator(_check_clock)]
-    timezone: Annotated[str, AfterValidator(_check_zone)] = "UTC"
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> QuietHours:
-        if self.start == self.end:
-            raise ValueError("`start` and `end` are equal: the window would be empty")
-        return self
-
-
-class _ChannelBase(_Model):
-    """What every channel type has: a name and its delivery policy."""
-
-    name: Name
-    #: Batch non-urgent alerts into one message per window (e.g. `10m`); None: send each now.
-    digest: Duration | None = None
-    #: At most COUNT alerts per period (`20/h`); the excess waits for the next digest.
-    rate_limit: Rate | None = None
-    quiet_hours: QuietHours | None = None
-
-
-class WebhookChannelSettings(_ChannelBase):
-    """POST signed JSON (Standard Webhooks) to `url`."""
-
-    type: Literal["webhook"]
-    url: HttpUrl
-    secret: SecretStr | None = None
-    timeout: Duration = 10.0
-    headers: dict[str, str] = Field(default_factory=dict)
-
-    @property
-    def target(self) -> str:
-        """Where alerts go, for listings."""
-        return self.url
-
-
-class SmtpSettings(_Model):
-    """How to reach the SMTP server. `ssl` is implicit TLS (port 465); `starttls` upgrades."""
-
-    host: str
-    port: Annotated[int, Field(ge=1, le=65535)] = 587
-    starttls: bool | None = None
-    ssl: bool = False
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout: Duration = 20.0
-
-    @model_validator(mode="after")
-    def _tls_modes(self) -> SmtpSettings:
-        if self.ssl and self.starttls:
-            raise ValueError("choose `ssl` (implicit TLS) or `starttls`, not both")
-        if self.password is not None and self.username is None:
-            raise ValueError("`password` is set but `username` is not")
-        return self
-
-
-class EmailChannelSettings(_ChannelBase):
-    """Send a multipart text + HTML email per alert."""
-
-    type: Literal["email"]
-    to: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(min_length=1)
-    sender: Annotated[str, Field(alias="from", pattern=r"^(.*<)?[^@\s<>]+@[^@\s<>]+>?$")]
-    smtp: SmtpSettings
-    subject_prefix: str = "[livewatch]"
-
-    @property
-    def target(self) -> str:
-        """Where alerts go, for listings."""
-        return ", ".join(self.to)
-
-
-def _url_host(url: str) -> str:
-    """`scheme://host/…`: a webhook URL with its path (which often is the token) left out."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}/…"
-
-
-class ChatWebhookSettings(_ChannelBase):
-    """A chat service's incoming webhook. Its URL is the credential: only its host is shown."""
-
-    url: HttpUrl
-    timeout: Duration = 10.0
-
-    @property
-    def target(self) -> str:
-        """Where messages go, for listings (the URL's path is left out)."""
-        return _url_host(self.url)
-
-
-class SlackChannelSettings(ChatWebhookSettings):
-    """Post Block Kit messages to a Slack incoming webhook."""
-
-    type: Literal["slack"]
-    #: Sender name; honoured only by legacy (non-app) incoming webhooks.
-    username: Annotated[str, Field(min_length=1, max_length=80)] | None = None
-
-
-class DiscordChannelSettings(ChatWebhookSettings):
-    """Post an embed to a Discord channel webhook (mentions never ping)."""
-
-    type: Literal["discord"]
-    #: Overrides the webhook's default name.
-    username: Annotated[str, Field(min_length=1, max_length=80)] | None = None
-
-
-class TeamsChannelSettings(ChatWebhookSettings):
-    """Post an Adaptive Card to a Microsoft Teams Workflows (or incoming) webhook."""
-
-    type: Literal["teams"]
-
-
-def _apprise_url(value: SecretStr) -> SecretStr:
-    scheme, sep, rest = value.get_secret_value().partition("://")
-    if not sep or not rest or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
-        raise ValueError("expected an Apprise URL such as tgram://TOKEN/CHAT or mailto://…")
-    return value
-
-
-class AppriseChannelSettings(_ChannelBase):
-    """Notify any service Apprise supports; each URL holds credentials and is never shown."""
-
-    type: Literal["apprise"]
-    urls: list[Annotated[SecretStr, AfterValidator(_apprise_url)]] = Field(min_length=1)
-    #: How long one notification (to every URL) may take.
-    timeout: Duration = 30.0
-
-    @property
-    def target(self) -> str:
-        """The URLs' schemes only (`tgram://…, mailto://…`)."""
-        return ", ".join(u.get_secret_value().partition("://")[0] + "://…" for u in self.urls)
-
-
-#: Every channel settings class; add new channel types here (and to CHANNEL_TYPES).
-AnyChannelSettings = (WebhookChannelSettings | EmailChannelSettings | SlackChannelSettings
-                      | DiscordChannelSettings | TeamsChannelSettings | AppriseChannelSettings)
-ChannelSettings = Annotated[AnyChannelSettings, Field(discriminator="type")]
-
-
-class WorkerSettings(_Model):
+class WorkerSettings(Model):
     """How workers consume the event stream and retry deliveries."""
 
     concurrency: Annotated[int, Field(ge=1, le=1000)] = 16
@@ -487,7 +271,7 @@ class WorkerSettings(_Model):
     shutdown_timeout: Duration = 20.0
 
 
-class StateSettings(_Model):
+class StateSettings(Model):
     """Bounds on what is kept in Redis."""
 
     max_entries_per_feed: Annotated[int, Field(ge=10, le=1_000_000)] = 2000
@@ -507,7 +291,7 @@ def _check_listen(value: str) -> str:
     return value
 
 
-class HttpSettings(_Model):
+class HttpSettings(Model):
     """The operations endpoint (`/healthz`, `/readyz`, `/metrics`); off unless `listen` is set."""
 
     listen: Annotated[str, AfterValidator(_check_listen)] | None = None
@@ -521,7 +305,7 @@ class HttpSettings(_Model):
         return host.strip("[]"), int(port)
 
 
-class OperatorSettings(_Model):
+class OperatorSettings(Model):
     """Where notices about sources go (flood breaker, failing feeds). Empty: to the channels of
     the rules that watch the feed."""
 
@@ -531,7 +315,7 @@ class OperatorSettings(_Model):
     failing_after: Annotated[int, Field(ge=0, le=1000)] = 5
 
 
-class Config(_Model):
+class Config(Model):
     """The whole livewatch configuration (one YAML file)."""
 
     redis: RedisSettings = Field(default_factory=RedisSettings)
@@ -572,3 +356,14 @@ class Config(_Model):
         if self.defaults.jitter is not None:
             return self.defaults.jitter
         return min(self.interval(feed) / 10, 30.0)
+
+
+__all__ = [
+    "DEFAULT_USER_AGENT", "AnyChannelSettings", "AppriseChannelSettings", "ByteSize",
+    "ChannelSettings", "ChatWebhookSettings", "Config", "Defaults", "DiscordChannelSettings",
+    "Duration", "EmailChannelSettings", "FeedSettings", "FetchSettings", "HttpSettings",
+    "HttpUrl", "Model", "Name", "OperatorSettings", "QuietHours", "Rate", "RedisSettings",
+    "RuleSettings", "SelectorSettings", "SentinelSettings", "Severity", "SlackChannelSettings",
+    "SmtpSettings", "StateSettings", "TeamsChannelSettings", "WebhookChannelSettings",
+    "WorkerSettings", "parse_duration", "parse_rate", "parse_size",
+]

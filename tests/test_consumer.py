@@ -27,7 +27,7 @@ from monitor.diff import diff_entries
 from monitor.models import Entry, Event, Notice
 from monitor.service import make_state
 from monitor.settings import Config
-from workers import outbox
+from workers import deliveries
 from workers.channels import Channel, build_channel
 from workers.consumer import Consumer
 from workers.render import alert_id
@@ -224,7 +224,7 @@ async def test_always_failing_delivery_is_retried_then_dead_lettered(
     assert await pending(redis_client) == 0
     assert await state_of(redis_client, ident) == "dead"
     assert responder.calls >= 5 and set(responder.ids) == {ident}
-    (dead,) = await outbox.dead(redis_client)
+    (dead,) = await deliveries.dead(redis_client)
     assert dead.id == ident and dead.attempts == responder.calls
     assert dead.last_error is not None and "gave up after" in dead.last_error
     assert "HTTP 500" in dead.last_error
@@ -245,7 +245,7 @@ async def test_permanent_failure_is_dead_lettered_not_retried(
     assert responder.calls == 1
     assert await pending(redis_client) == 0
     ident = alert_id("summit", "e1", "coalition", "hook", event.version)
-    (dead,) = await outbox.dead(redis_client)
+    (dead,) = await deliveries.dead(redis_client)
     assert (dead.id, dead.channel, dead.rule, dead.feed) == (ident, "hook", "coalition",
                                                              "summit")
     assert dead.last_error is not None and "HTTP 400" in dead.last_error
@@ -253,7 +253,7 @@ async def test_permanent_failure_is_dead_lettered_not_retried(
     # Seen again (a duplicate or a replay): still not retried.
     await publish(redis_client, event)
     await consumer.run_until_empty()
-    assert responder.calls == 1 and len(await outbox.dead(redis_client)) == 1
+    assert responder.calls == 1 and len(await deliveries.dead(redis_client)) == 1
 
 
 @pytest.mark.parametrize("fields", [

@@ -27,7 +27,7 @@ from monitor.config_loader import parse_config
 from monitor.embedded import free_port
 from monitor.models import Entry, Event
 from monitor.settings import Config
-from workers import outbox
+from workers import deliveries
 from workers.channels import Channel, build_channel
 from workers.consumer import Consumer
 from workers.render import alert_id
@@ -133,7 +133,7 @@ async def test_receiver_failing_then_recovering_gets_every_alert_exactly_once(
     assert set(accepted) == expected and set(accepted.values()) == {1}  # each exactly once
     last = max(t for t, _, _, s in script.calls if s == 200)
     assert last - recovered < 1.0  # within the schedule's longest wait (200 ms) plus slack
-    records = await outbox.recent(redis_client, 100)
+    records = await deliveries.recent(redis_client, 100)
     assert {r.state for r in records} == {"delivered"} and len(records) == 30
     assert all(r.attempts >= 3 for r in records)  # two failures, then the success
 
@@ -171,26 +171,26 @@ async def test_gone_disables_the_channel_and_tells_the_operator(
     (notice,) = [r.json() for r in webhook_receiver.received if r.path == "/ops"]
     assert notice["type"] == "notice" and notice["kind"] == "channel_disabled"
     assert "hook" in notice["message"] and "410" in notice["message"]
-    dead = await outbox.dead(redis_client)
+    dead = await deliveries.dead(redis_client)
     assert len(dead) == 2 and {d.channel for d in dead} == {"hook"}
     assert any("disabled" in (d.last_error or "") for d in dead)
-    assert "hook" in await outbox.disabled_channels(redis_client)
+    assert "hook" in await deliveries.disabled_channels(redis_client)
 
     # Changing the channel's settings (a new URL) re-enables it by itself.
     fixed = make_config(webhook_receiver, operator="[ops]", hook_extra=", timeout: 9s")
     consumer.outbox.reconfigure(fixed, consumer.outbox.channels)
     await consumer.outbox.reenable_fixed()
-    assert await outbox.disabled_channels(redis_client) == {}
+    assert await deliveries.disabled_channels(redis_client) == {}
     consumer.outbox.reconfigure(consumer.config, consumer.outbox.channels)
     await consumer.outbox._disable("hook", "HTTP 410 again")
 
     # The operator fixes the endpoint, re-enables the channel and re-sends the dead letters.
     gone.clear()
-    assert await outbox.enable(redis_client, "hook")
-    assert await outbox.requeue(redis_client, [d.id for d in dead]) == 2
+    assert await deliveries.enable(redis_client, "hook")
+    assert await deliveries.requeue(redis_client, [d.id for d in dead]) == 2
     await consumer.outbox.run_until_idle(timeout=5)
     assert len(script.accepted("/hook")) == 2
-    assert await outbox.dead(redis_client) == []
+    assert await deliveries.dead(redis_client) == []
 
 
 async def test_permanent_error_dead_letters_and_requeue_resends(
@@ -203,15 +203,15 @@ async def test_permanent_error_dead_letters_and_requeue_resends(
     consumer = worker(make_config(webhook_receiver))
     await consumer.handle(make_event("e1"))
     await consumer.outbox.run_until_idle(timeout=5)
-    (dead,) = await outbox.dead(redis_client)
+    (dead,) = await deliveries.dead(redis_client)
     assert dead.attempts == 1 and dead.last_error and "HTTP 400" in dead.last_error
-    assert await outbox.requeue(redis_client, ["lw_not_there"]) == 0
+    assert await deliveries.requeue(redis_client, ["lw_not_there"]) == 0
     broken.clear()
-    assert await outbox.requeue(redis_client, [dead.id]) == 1
-    assert await outbox.requeue(redis_client, [dead.id]) == 0  # queued now, not dead
+    assert await deliveries.requeue(redis_client, [dead.id]) == 1
+    assert await deliveries.requeue(redis_client, [dead.id]) == 0  # queued now, not dead
     await consumer.outbox.run_until_idle(timeout=5)
     assert list(script.accepted().values()) == [1]
-    (record,) = await outbox.recent(redis_client)
+    (record,) = await deliveries.recent(redis_client)
     assert record.state == "delivered"
 
 
@@ -234,7 +234,7 @@ async def test_digest_batches_and_urgent_rules_skip_it(
     assert [a["entry"]["id"] for a in digest["alerts"]] == ["e0", "e1", "e2"]
     assert "digest" in digest["reason"]
     assert webhook_receiver.received[1].headers["webhook-id"] == digest["id"]
-    states = {r.id: r.state for r in await outbox.recent(redis_client, 10)}
+    states = {r.id: r.state for r in await deliveries.recent(redis_client, 10)}
     assert sorted(states.values()) == ["delivered", "delivered", "digested", "digested",
                                        "digested"]
 
@@ -319,7 +319,7 @@ async def test_email_451_then_accepted_is_sent_once(
     finally:
         controller.stop()
     assert handler.failures == 0 and len(handler.messages) == 1
-    (record,) = await outbox.recent(redis_client)
+    (record,) = await deliveries.recent(redis_client)
     assert (record.state, record.attempts) == ("delivered", 3)
     assert record.last_error is not None and "451" in record.last_error
 

@@ -29,7 +29,7 @@ from monitor.logs import configure_logging
 from monitor.models import Entry, Event
 from monitor.runtime import connect_redis
 from monitor.settings import Config
-from workers import outbox
+from workers import deliveries
 from workers.channels import build_channel
 from workers.match import Hit, RuleMatch
 from workers.render import Alert
@@ -56,7 +56,7 @@ def _when(at: float | None) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _show(records: list[outbox.Delivery], as_json: bool) -> None:
+def _show(records: list[deliveries.Delivery], as_json: bool) -> None:
     """One block per delivery (readable in a pipe or a log), or JSON lines with --json."""
     for r in records:
         if as_json:
@@ -92,9 +92,9 @@ def list_(config_path: Path, limit: int, channel: str | None, state: str | None,
     """Recent alerts and their delivery state per channel."""
     config = load_or_exit(config_path)
 
-    async def work(client: aioredis.Redis) -> tuple[list[outbox.Delivery], dict[str, object]]:
-        records = await outbox.recent(client, limit, channel=channel, state=state)
-        return records, dict(await outbox.disabled_channels(client))
+    async def work(client: aioredis.Redis) -> tuple[list[deliveries.Delivery], dict[str, object]]:
+        records = await deliveries.recent(client, limit, channel=channel, state=state)
+        return records, dict(await deliveries.disabled_channels(client))
 
     records, disabled = _run(config, work)
     _show(records, as_json)
@@ -110,7 +110,7 @@ def list_(config_path: Path, limit: int, channel: str | None, state: str | None,
 def dead(config_path: Path, limit: int, channel: str | None, as_json: bool) -> None:
     """Dead-lettered deliveries and their last error."""
     config = load_or_exit(config_path)
-    records = _run(config, lambda c: outbox.dead(c, limit, channel=channel))
+    records = _run(config, lambda c: deliveries.dead(c, limit, channel=channel))
     _show(records, as_json)
     if not as_json:
         click.echo(f"{len(records)} dead letter(s)"
@@ -130,9 +130,9 @@ def retry(config_path: Path, ids: tuple[str, ...], everything: bool,
     config = load_or_exit(config_path)
 
     async def work(client: aioredis.Redis) -> tuple[int, int]:
-        wanted = list(ids) or [r.id for r in await outbox.dead(client, 1_000_000,
+        wanted = list(ids) or [r.id for r in await deliveries.dead(client, 1_000_000,
                                                                  channel=channel)]
-        return await outbox.requeue(client, wanted), len(wanted)
+        return await deliveries.requeue(client, wanted), len(wanted)
 
     queued, asked = _run(config, work)
     click.echo(f"queued {queued} of {asked} for delivery")
@@ -145,7 +145,7 @@ def retry(config_path: Path, ids: tuple[str, ...], everything: bool,
 def enable(config_path: Path, channel: str) -> None:
     """Re-enable a channel disabled after its endpoint answered 410 Gone."""
     config = load_or_exit(config_path)
-    if _run(config, lambda c: outbox.enable(c, channel)):
+    if _run(config, lambda c: deliveries.enable(c, channel)):
         click.echo(f"channel {channel} enabled; re-send its dead letters with "
                    f"`livewatch alerts retry --all --channel {channel}`")
     else:

@@ -27,7 +27,6 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -43,6 +42,7 @@ from workers import outbox_scripts as scripts
 from workers.channels import Channel
 from workers.digest import Deliverable, Digest, decode, encode
 from workers.notices import OperatorNotice, make_notice
+from workers.outbox_scripts import stamp
 from workers.policy import rate_spill, retry_delay, route
 from workers.render import Alert
 
@@ -57,45 +57,6 @@ _PREFIX = keys.delivery("")
 _RECORD_PATIENCE = 30.0
 
 AlertHook = Callable[[Alert], None]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One delivery as `alerts list` and `alerts dead` show it."""
-
-    id: str
-    kind: str
-    channel: str
-    state: str
-    attempts: int
-    created: float
-    rule: str
-    feed: str
-    title: str
-    last_error: str | None
-    last_attempt: float | None
-    next_at: float | None
-    delivered_at: float | None
-    digest: str | None
-
-    @classmethod
-    def from_hash(cls, delivery_id: str, raw: Mapping[str, str]) -> Delivery:
-        """From the delivery's Redis hash."""
-        def number(name: str) -> float | None:
-            return float(raw[name]) if raw.get(name) else None
-
-        return cls(id=delivery_id, kind=raw.get("kind", "?"), channel=raw.get("channel", "?"),
-                   state=raw.get("state", "?"), attempts=int(raw.get("attempts") or 0),
-                   created=float(raw.get("created") or 0), rule=raw.get("rule", ""),
-                   feed=raw.get("feed", ""), title=raw.get("title", ""),
-                   last_error=raw.get("last_error") or None,
-                   last_attempt=number("last_attempt"), next_at=number("next_at"),
-                   delivered_at=number("delivered_at"), digest=raw.get("digest") or None)
-
-
-def _stamp(value: float) -> str:
-    """Epoch seconds as a string that is also a valid JSON number."""
-    return f"{value:.6f}"
 
 
 def fingerprint(settings: AnyChannelSettings) -> str:
@@ -173,11 +134,11 @@ class Outbox:
             keys=[keys.delivery(item.id), keys.OUTBOX_DUE, keys.OUTBOX_RECENT,
                   keys.held(item.channel), keys.hold(item.channel), keys.HELD_CHANNELS,
                   keys.rate(item.channel, window or "none")],
-            args=[item.id, encode(item), item.channel, _stamp(now), action,
-                  _stamp(now + self.settings.delivery_lease),
-                  _stamp(decision.due if decision else now), decision.reason if decision else "",
+            args=[item.id, encode(item), item.channel, stamp(now), action,
+                  stamp(now + self.settings.delivery_lease),
+                  stamp(decision.due if decision else now), decision.reason if decision else "",
                   "1" if decision and decision.keep_due else "0", limit, rate_ttl,
-                  _stamp(rate_due), rate_reason, RECENT_CAP, kind, rule, feed, title])
+                  stamp(rate_due), rate_reason, RECENT_CAP, kind, rule, feed, title])
         status = result[0]
         if status == "held":
             metrics.observe_delivery(item.channel, "held")
@@ -292,7 +253,7 @@ class Outbox:
             try:
                 result: Any = await self._result(
                     keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE, keys.OUTBOX_DEAD],
-                    args=[delivery_id, claim, outcome, _stamp(self.clock()), _stamp(next_due),
+                    args=[delivery_id, claim, outcome, stamp(self.clock()), stamp(next_due),
                           error[:1000], int(self.config.state.delivered_ttl)])
                 return str(result)
             except (RedisError, OSError) as exc:
@@ -373,7 +334,7 @@ class Outbox:
         if free > 0:
             claimed: Any = await self._claim(
                 keys=[keys.OUTBOX_DUE],
-                args=[_stamp(now), _stamp(now + self.settings.delivery_lease), free, _PREFIX])
+                args=[stamp(now), stamp(now + self.settings.delivery_lease), free, _PREFIX])
             for index in range(0, len(claimed), 3):
                 self._spawn(claimed[index], claimed[index + 1], claimed[index + 2])
             if len(claimed) // 3 >= free:
@@ -406,12 +367,12 @@ class Outbox:
             if settings is not None:
                 decision = route(settings, now, urgent=False)
                 if decision.action == "hold" and not decision.keep_due:  # quiet hours
-                    await self.client.hset(keys.hold(channel), "due", _stamp(decision.due))
+                    await self.client.hset(keys.hold(channel), "due", stamp(decision.due))
                     continue
             result: Any = await self._flush(
                 keys=[keys.held(channel), keys.hold(channel), keys.HELD_CHANNELS,
                       keys.OUTBOX_DUE, keys.OUTBOX_RECENT],
-                args=[channel, _stamp(now), DIGEST_MAX_ITEMS, _PREFIX,
+                args=[channel, stamp(now), DIGEST_MAX_ITEMS, _PREFIX,
                       int(self.config.state.delivered_ttl)])
             if result:
                 queued += 1
@@ -479,77 +440,4 @@ def _ids(item: Deliverable) -> dict[str, Any]:
             "feed": item.event.feed, "entry": item.event.entry.id}
 
 
-# -- operator views (`livewatch alerts ...`) ------------------------------------------------
-
-async def recent(client: aioredis.Redis, limit: int = 50, *, channel: str | None = None,
-                 state: str | None = None) -> list[Delivery]:
-    """The most recent deliveries, newest first (optionally one channel or state)."""
-    return await _listing(client, keys.OUTBOX_RECENT, limit, channel=channel, state=state)
-
-
-async def dead(client: aioredis.Redis, limit: int = 100, *,
-               channel: str | None = None) -> list[Delivery]:
-    """Dead-lettered deliveries, newest first."""
-    return await _listing(client, keys.OUTBOX_DEAD, limit, channel=channel, state="dead")
-
-
-async def _listing(client: aioredis.Redis, index: str, limit: int, *, channel: str | None,
-                   state: str | None) -> list[Delivery]:
-    found: list[Delivery] = []
-    start, page = 0, max(limit, 100)
-    while len(found) < limit:
-        ids: Any = await client.zrevrange(index, start, start + page - 1)
-        if not ids:
-            break
-        start += page
-        async with client.pipeline(transaction=False) as pipe:
-            for delivery_id in ids:
-                pipe.hgetall(keys.delivery(delivery_id))
-            rows = await pipe.execute()
-        for delivery_id, raw in zip(ids, rows, strict=True):
-            if not raw:
-                continue
-            record = Delivery.from_hash(delivery_id, raw)
-            if (channel is None or record.channel == channel) and \
-                    (state is None or record.state == state):
-                found.append(record)
-    return found[:limit]
-
-
-async def requeue(client: aioredis.Redis, ids: Sequence[str]) -> int:
-    """Queue dead deliveries again; returns how many were dead (and are queued now)."""
-    script = client.register_script(scripts.REQUEUE)
-    count = 0
-    for delivery_id in ids:
-        count += int(await script(
-            keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE, keys.OUTBOX_DEAD],
-            args=[delivery_id, _stamp(time.time())]))
-    return count
-
-
-async def enable(client: aioredis.Redis, channel: str) -> bool:
-    """Re-enable a channel disabled after HTTP 410; False if it was not disabled."""
-    return bool(await client.hdel(keys.DISABLED_CHANNELS, channel))
-
-
-async def disabled_channels(client: aioredis.Redis) -> dict[str, dict[str, Any]]:
-    """Disabled channels -> {reason, at, fingerprint}."""
-    raw: Any = await client.hgetall(keys.DISABLED_CHANNELS)
-    out: dict[str, dict[str, Any]] = {}
-    for channel, value in raw.items():
-        with contextlib.suppress(ValueError):
-            out[channel] = json.loads(value)
-    return out
-
-
-async def queued_count(client: aioredis.Redis) -> tuple[int, int]:
-    """(deliveries queued or being sent, dead letters)."""
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.OUTBOX_DUE)
-        pipe.zcard(keys.OUTBOX_DEAD)
-        due, dead_count = await pipe.execute()
-    return int(due), int(dead_count)
-
-
-__all__ = ["Delivery", "Outbox", "dead", "disabled_channels", "enable", "queued_count",
-           "recent", "requeue"]
+__all__ = ["AlertHook", "Outbox", "fingerprint"]

@@ -9,6 +9,11 @@ fields `kind`, `rule`, `feed`, `title`.
 
 from __future__ import annotations
 
+
+def stamp(value: float) -> str:
+    """Epoch seconds as a script argument that is also a valid JSON number (digests embed it)."""
+    return f"{value:.6f}"
+
 #: Queue a delivery unless its id exists: claimed for sending at once (`send`: `{'claimed'}`),
 #: queued due now for whichever worker has a free slot (`queue`: `{'queued'}`), or held for the
 #: channel's next digest (`hold`: `{'held'}`); rate-limited channels count sends atomically.

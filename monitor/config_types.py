@@ -1,0 +1,73 @@
+"""Value types every configuration model shares: durations, sizes, names, URLs, and the strict
+frozen base model. Durations accept seconds as a number or `500ms`, `30s`, `5m`, `1h`, `1d`;
+sizes accept bytes or `512KB`, `10MB`, `1GiB`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def parse_duration(value: object) -> object:
+    """`30s` -> 30.0; numbers are seconds. Anything else is left for pydantic to reject."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m, h or d")
+        return float(match.group(1)) * DURATION_UNITS[match.group(2)]
+    return value
+
+
+def parse_size(value: object) -> object:
+    """`10MB` -> 10485760 (binary multiples); integers are bytes."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"invalid size {value!r}: use bytes or KB, MB, GB")
+        unit = (match.group(2) or "b").lower()[0]
+        return int(float(match.group(1)) * {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit])
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("names use letters, digits, '.', '_' and '-' (at most 64, no spaces)")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+Name = Annotated[str, AfterValidator(_check_name)]
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+class Model(BaseModel):
+    """Strict (unknown keys are errors) and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
