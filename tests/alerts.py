@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from email.message import Message
 from typing import Any
 
 from monitor.models import Entry, Event, Notice
@@ -68,3 +69,14 @@ def strings(value: Any, skip: frozenset[str] = frozenset({"$schema"})) -> Iterat
 
 
 URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s<>|()\]\\]*", re.IGNORECASE)
+
+
+def body_parts(message: Message) -> dict[str, str]:
+    """Content type -> decoded text of each leaf part of an email."""
+    out = {}
+    for part in message.walk():
+        if not part.is_multipart():
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            out[part.get_content_type()] = payload.decode(part.get_content_charset() or "utf-8")
+    return out

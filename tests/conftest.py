@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as _MessageHandler
-from servers import FeedServer, WebhookReceiver
+from servers import FeedServer, Received, WebhookReceiver
 
 from monitor.embedded import EmbeddedRedis, free_port
 from monitor.fetch import Fetcher
@@ -85,3 +86,17 @@ async def fetcher() -> AsyncIterator[Fetcher]:
 @pytest.fixture
 def data_dir() -> Path:
     return Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def stalled_receiver(webhook_receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
+    """The webhook receiver holding every request (up to 10 s) until the test ends."""
+    release = threading.Event()
+
+    def stall(_: Received) -> tuple[int, dict[str, str]]:
+        release.wait(10)
+        return 200, {}
+
+    webhook_receiver.responder = stall
+    yield webhook_receiver
+    release.set()

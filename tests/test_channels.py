@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
+from alerts import body_parts
 from conftest import SmtpServer
 from servers import Received, WebhookReceiver
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -181,19 +181,6 @@ async def test_webhook_connection_refused_is_retryable(http: httpx.AsyncClient) 
     assert SECRET not in str(info.value) and KEY.decode() not in str(info.value)
 
 
-@pytest.fixture
-def stalled_receiver(webhook_receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
-    release = threading.Event()
-
-    def stall(_: Received) -> tuple[int, dict[str, str]]:
-        release.wait(10)
-        return 200, {}
-
-    webhook_receiver.responder = stall
-    yield webhook_receiver
-    release.set()
-
-
 async def test_webhook_timeout_is_retryable(stalled_receiver: WebhookReceiver,
                                             http: httpx.AsyncClient) -> None:
     channel = WebhookChannel(webhook(stalled_receiver.url("/h"), timeout=0.3), http)
@@ -224,16 +211,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(0.01)
-
-
-def body_parts(message: Message) -> dict[str, str]:
-    out = {}
-    for part in message.walk():
-        if not part.is_multipart():
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            out[part.get_content_type()] = payload.decode(part.get_content_charset() or "utf-8")
-    return out
 
 
 async def test_email_arrives_with_text_and_html(smtp_server: SmtpServer) -> None:

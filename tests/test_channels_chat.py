@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -332,19 +331,6 @@ async def test_connection_refused_is_retryable(kind: str, http: httpx.AsyncClien
     with pytest.raises(RetryableDeliveryError) as info:
         await channel.send(build_alert())
     assert TOKEN not in str(info.value) and "secret" not in str(info.value)
-
-
-@pytest.fixture
-def stalled_receiver(webhook_receiver: WebhookReceiver) -> Iterator[WebhookReceiver]:
-    release = threading.Event()
-
-    def stall(_: Received) -> tuple[int, dict[str, str]]:
-        release.wait(10)
-        return 200, {}
-
-    webhook_receiver.responder = stall
-    yield webhook_receiver
-    release.set()
 
 
 async def test_timeout_is_retryable(stalled_receiver: WebhookReceiver,

@@ -16,6 +16,7 @@ from alerts import (
     DETECTED,
     HOSTILE,
     PERMALINK,
+    body_parts,
     build_alert,
     build_digest,
     build_notice,
@@ -83,16 +84,6 @@ async def test_webhook_sends_a_signed_digest(webhook_receiver: WebhookReceiver,
     assert request.headers["webhook-id"] == digest.id
     assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
     assert Webhook(SECRET).verify(request.body, request.headers) == digest_payload(digest)
-
-
-def body_parts(message: Message) -> dict[str, str]:
-    out = {}
-    for part in message.walk():
-        if not part.is_multipart():
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            out[part.get_content_type()] = payload.decode(part.get_content_charset() or "utf-8")
-    return out
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
