@@ -59,7 +59,6 @@ class Consumer:
         self.outbox = Outbox(client, config, channels, on_alert=on_alert)
         self.reconfigure(config, channels)
         self.name = name or default_consumer_name()
-        self.on_alert = on_alert
         #: `time.monotonic()` of the last turn of `run`'s loop (readiness).
         self.last_loop: float | None = None
         self._slots = asyncio.Semaphore(self.settings.concurrency)
