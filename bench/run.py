@@ -11,9 +11,10 @@ user+system time (parsing threads included); the farm and redis-server run in th
 processes. Detection latency is "post added to the farm → webhook received" for the posts
 that carry the watched phrase; internal latency is "event committed → webhook received".
 
-`--sustain S` then polls every feed once per `--interval` (spread evenly over it, as the
-scheduler's jitter does) for S seconds while the farm gains posts at `--rate` of polls, with a
-worker consuming alongside, and prints CPU share, polls/s, lateness and detection latency.
+`--sustain S` then polls every feed once per `--interval` (spread evenly over it in a fixed
+shuffled order, as the scheduler's jitter does; `--in-order` polls them by index) for S
+seconds while the farm gains posts at `--rate` of polls, with a worker consuming alongside,
+and prints CPU share, polls/s, lateness and detection latency.
 `--profile FILE` writes a cProfile of the livewatch cycles and the hold (event-loop thread) to
 FILE.
 """
@@ -25,6 +26,7 @@ import asyncio
 import contextlib
 import cProfile
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -193,6 +195,7 @@ class Options:
     interval: float
     rate: float
     profile: str | None
+    in_order: bool = False
     farm_pid: int = 0
 
 
@@ -312,6 +315,13 @@ async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
                   options: Options) -> None:
     """Poll every feed once per interval, spread evenly, for `options.sustain` seconds."""
     feeds, interval = pipeline.config.feeds, options.interval
+    # The farm adds posts to consecutive feeds (f17, f18, ...); polling in that order would
+    # poll every second's changed feeds back to back, a burst the scheduler's per-feed jitter
+    # does not make. A fixed shuffle spreads them as the scheduler does (`--in-order` keeps
+    # the burst, to measure it).
+    order = list(feeds)
+    if not options.in_order:
+        random.Random(6).shuffle(order)
     stop = asyncio.Event()
     worker = asyncio.create_task(pipeline.consumer.run(stop, block=0.2))
     lateness: list[float] = []
@@ -351,8 +361,8 @@ async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
     rounds = 0
     while time.monotonic() < until:
         base_time = start + rounds * interval
-        for i, feed in enumerate(feeds):
-            due = base_time + interval * i / len(feeds)
+        for i, feed in enumerate(order):
+            due = base_time + interval * i / len(order)
             if due >= until:
                 break
             delay = due - time.monotonic()
@@ -379,7 +389,9 @@ async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
     print(f"  lateness (poll started − due) p50 {percentile(lateness, 50):.2f} s p99 "
           f"{percentile(lateness, 99):.2f} s max {max(lateness, default=0):.2f} s; "
           f"event-loop lag p50 {percentile(lags, 50) * 1000:.0f} ms p99 "
-          f"{percentile(lags, 99) * 1000:.0f} ms; duplicates {stats['duplicates']}")
+          f"{percentile(lags, 99) * 1000:.0f} ms max {max(lags, default=0) * 1000:.0f} ms "
+          f"(stalls over 50 ms: {sum(lag for lag in lags if lag > 0.05):.1f} s in all); "
+          f"duplicates {stats['duplicates']}")
     _print_latency("  sustained", _latencies(added, stats))
 
 
@@ -396,9 +408,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.05,
                         help="share of polls that find a new post (sustained)")
     parser.add_argument("--profile", default=None, help="cProfile output file")
+    parser.add_argument("--in-order", action="store_true",
+                        help="hold: poll feeds in index order, so each second's changed feeds "
+                             "are polled back to back (a burst)")
     args = parser.parse_args()
     run(Options(args.feeds, args.changed, args.raw, args.sustain, args.interval, args.rate,
-                args.profile))
+                args.profile, args.in_order))
 
 
 if __name__ == "__main__":
