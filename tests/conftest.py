@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as _MessageHandler
 from servers import FeedServer, Received, WebhookReceiver
+from service import Service
 
 from monitor.embedded import EmbeddedRedis, free_port
 from monitor.fetch import Fetcher
@@ -100,3 +101,12 @@ def stalled_receiver(webhook_receiver: WebhookReceiver) -> Iterator[WebhookRecei
     webhook_receiver.responder = stall
     yield webhook_receiver
     release.set()
+
+
+@pytest.fixture
+def running() -> Iterator[list[Service]]:
+    """Services a test starts (append them); killed at teardown whatever happened."""
+    services: list[Service] = []
+    yield services
+    for service in services:
+        service.kill()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,14 +66,6 @@ class Tally:
     def duplicates(self) -> int:
         with self.lock:
             return sum(self.ids.values()) - len(self.ids)
-
-
-@pytest.fixture
-def running() -> Iterator[list[Service]]:
-    services: list[Service] = []
-    yield services
-    for service in services:
-        service.kill()
 
 
 async def publish(client: aioredis.Redis, numbers: range) -> None:

@@ -8,7 +8,6 @@ notices arrive at the operator channel (a local webhook receiver).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +54,6 @@ async def test_threshold_zero_turns_notices_off(redis_client: aioredis.Redis) ->
         await state.record_failure("summit", "HTTP 500")
     await state.record_success("summit", "ok")
     assert await notices(redis_client) == []
-
-
-@pytest.fixture
-def running() -> Iterator[list[Service]]:
-    services: list[Service] = []
-    yield services
-    for service in services:
-        service.kill()
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import resource
 import time
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,14 +180,6 @@ async def test_100k_entries_are_capped(poller: Poller) -> None:
     outcome = await poller.poll(poller.config.feed("many"))
     assert outcome.status == "baseline" and outcome.entries == 1000
     assert time.monotonic() - started < 5
-
-
-@pytest.fixture
-def running() -> Iterator[list[Service]]:
-    services: list[Service] = []
-    yield services
-    for service in services:
-        service.kill()
 
 
 def vm_rss_mb(pid: int) -> float:

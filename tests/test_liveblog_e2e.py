@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,14 +41,6 @@ channels:
   - {{name: hook, type: webhook, url: "{hook.url('/alerts')}"}}
 workers: {{claim_idle: 2s, retry_schedule: [100ms]}}
 """
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[list[Service]]:
-    services: list[Service] = []
-    yield services
-    for service in services:
-        service.kill()
 
 
 def alerts(hook: WebhookReceiver) -> list[tuple[str, str, str]]:

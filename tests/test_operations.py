@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +44,6 @@ channels:
   - {{name: hook, type: webhook, url: "{hook.url('/alerts')}", secret: "${{LW_TEST_SECRET}}"}}
 workers: {{claim_idle: 2s, retry_schedule: [100ms]{workers}}}
 """
-
-
-@pytest.fixture
-def running() -> Iterator[list[Service]]:
-    services: list[Service] = []
-    yield services
-    for service in services:
-        service.kill()
 
 
 async def get(port: int, path: str) -> httpx.Response:

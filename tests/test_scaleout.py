@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -93,14 +93,6 @@ async def farm() -> AsyncIterator[Farm]:
     await web.TCPSite(runner, "127.0.0.1", farm.port, backlog=512).start()
     yield farm
     await runner.cleanup()
-
-
-@pytest.fixture
-def running() -> Iterator[list[Service]]:
-    services: list[Service] = []
-    yield services
-    for service in services:
-        service.kill()
 
 
 def config_yaml(redis_url: str, farm: Farm) -> str:
