@@ -207,3 +207,25 @@ class _WebhookHandler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+def recording(receiver: WebhookReceiver,
+              statuses: list[tuple[int, dict[str, str]]]) -> list[Received]:
+    """Answer with `statuses` in turn (then 200) and record every request, accepted or not."""
+    seen: list[Received] = []
+
+    def respond(request: Received) -> tuple[int, dict[str, str]]:
+        seen.append(request)
+        return statuses.pop(0) if statuses else (200, {})
+
+    receiver.responder = respond
+    return seen
+
+
+def wait_until_sync(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `predicate` (set by the SMTP server's thread) until it holds or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.01)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.utils import format_datetime
@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from alerts import body_parts
 from conftest import SmtpServer
-from servers import Received, WebhookReceiver
+from servers import WebhookReceiver, recording, wait_until_sync
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from monitor.embedded import free_port
@@ -65,19 +65,6 @@ def email(port: int, **smtp: Any) -> EmailChannelSettings:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as client:
         yield client
-
-
-def recording(receiver: WebhookReceiver,
-              statuses: list[tuple[int, dict[str, str]]]) -> list[Received]:
-    """Answer with `statuses` in turn (then 200) and record every request, accepted or not."""
-    seen: list[Received] = []
-
-    def respond(request: Received) -> tuple[int, dict[str, str]]:
-        seen.append(request)
-        return statuses.pop(0) if statuses else (200, {})
-
-    receiver.responder = respond
-    return seen
 
 
 # --- webhook ----------------------------------------------------------------------------------
@@ -204,21 +191,12 @@ def test_signing_key_rules() -> None:
 
 # --- email ------------------------------------------------------------------------------------
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll `predicate` (set by the SMTP server's thread) until it holds or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.01)
-
-
 async def test_email_arrives_with_text_and_html(smtp_server: SmtpServer) -> None:
     channel = EmailChannel(email(smtp_server.port, starttls=None))
     alert = make_alert_for("editors")
     await channel.send(alert)
     await channel.send(alert)  # a retry: the same message again
-    wait_until(lambda: len(smtp_server.inbox.messages) == 2)
+    wait_until_sync(lambda: len(smtp_server.inbox.messages) == 2)
     first, second = smtp_server.inbox.messages
     assert isinstance(first, Message) and isinstance(second, Message)
     assert first["Message-ID"] == second["Message-ID"] == f"<{alert.id}@livewatch>"
@@ -241,7 +219,7 @@ async def test_email_thread_headers_arrive(smtp_server: SmtpServer) -> None:
                          "editors", None)
     for item in (first, second, notice):
         await channel.send(item)
-    wait_until(lambda: len(smtp_server.inbox.messages) == 3)
+    wait_until_sync(lambda: len(smtp_server.inbox.messages) == 3)
     one, two, three = smtp_server.inbox.messages
     assert isinstance(one, Message) and isinstance(two, Message) and isinstance(three, Message)
     assert one["Message-ID"] != two["Message-ID"]

@@ -20,7 +20,7 @@ from alerts import (
     strings,
 )
 from pydantic import TypeAdapter
-from servers import Received, WebhookReceiver
+from servers import Received, WebhookReceiver, recording
 
 from monitor.config_loader import parse_config
 from monitor.embedded import free_port
@@ -277,18 +277,6 @@ async def test_long_entries_fit_each_service(webhook_receiver: WebhookReceiver,
 
 
 # --- status classification --------------------------------------------------------------------
-
-def recording(receiver: WebhookReceiver,
-              statuses: list[tuple[int, dict[str, str]]]) -> list[Received]:
-    seen: list[Received] = []
-
-    def respond(request: Received) -> tuple[int, dict[str, str]]:
-        seen.append(request)
-        return statuses.pop(0) if statuses else (200, {})
-
-    receiver.responder = respond
-    return seen
-
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("status", "headers", "error", "retry_after"), [

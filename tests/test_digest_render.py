@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
@@ -24,7 +24,7 @@ from alerts import (
 )
 from conftest import SmtpServer
 from pydantic import TypeAdapter
-from servers import WebhookReceiver
+from servers import WebhookReceiver, wait_until_sync
 from standardwebhooks.webhooks import Webhook
 
 from monitor.settings import AnyChannelSettings, ChannelSettings
@@ -86,14 +86,6 @@ async def test_webhook_sends_a_signed_digest(webhook_receiver: WebhookReceiver,
     assert Webhook(SECRET).verify(request.body, request.headers) == digest_payload(digest)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.01)
-
-
 async def test_email_digest_lists_every_alert(smtp_server: SmtpServer) -> None:
     alerts = (*many_alerts(3), build_alert(text=HOSTILE, entry_id="hostile",
                                            title="<b>Hostile</b> coalition of the willing"))
@@ -102,7 +94,7 @@ async def test_email_digest_lists_every_alert(smtp_server: SmtpServer) -> None:
                                     smtp={"host": "127.0.0.1", "port": smtp_server.port},
                                     **{"from": "livewatch@example.org"}))
     await channel.send(digest)
-    wait_until(lambda: len(smtp_server.inbox.messages) == 1)
+    wait_until_sync(lambda: len(smtp_server.inbox.messages) == 1)
     (message,) = smtp_server.inbox.messages
     assert isinstance(message, Message)
     assert message["Message-ID"] == f"<{digest.id}@livewatch>"

@@ -189,9 +189,7 @@ class Scanner:
         found: dict[int, list[RawHit]] = {}
         if not self._bytes_automata or not any(texts):
             return found
-        bases = [0]
-        for text in texts[:-1]:
-            bases.append(bases[-1] + len(text) + 1)
+        bases = _bases(texts)
         joined = "\0".join(texts)
         quick = quick_match_form(joined, keep_ellipsis=self._keep_ellipsis)
         if quick is not None and not (self.has_strip and not quick.form.isascii()):
@@ -207,10 +205,7 @@ class Scanner:
         found: dict[int, list[RawHit]] = {}
         if not self._bytes_automata or not any(texts):
             return found
-        bases = [0]
-        for text in texts[:-1]:
-            bases.append(bases[-1] + len(text) + 1)
-        return self._scan_slow(found, bases, "\0".join(texts))
+        return self._scan_slow(found, _bases(texts), "\0".join(texts))
 
     def _scan_slow(self, found: dict[int, list[RawHit]], bases: list[int],
                    joined: str) -> dict[int, list[RawHit]]:
@@ -384,3 +379,11 @@ class Scan:
             unified = unify_punctuation(self.texts[rank])
             starts = self._words[rank] = [m.start() for m in _NONWORD.finditer(unified)]
         return bisect_right(starts, start) - 1, bisect_right(starts, max(start, end - 1)) - 1
+
+
+def _bases(texts: tuple[str, ...]) -> list[int]:
+    """Where each of `texts` starts in their NUL-joined string."""
+    bases = [0]
+    for text in texts[:-1]:
+        bases.append(bases[-1] + len(text) + 1)
+    return bases
