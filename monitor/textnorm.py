@@ -24,8 +24,6 @@ import re
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from itertools import accumulate
-from operator import add, sub
 
 _DROP_BLOCKS = re.compile(r"<(script|style|noscript|template)\b.*?</\1\s*>|<!--.*?-->",
                           re.IGNORECASE | re.DOTALL)
@@ -37,7 +35,7 @@ _INVISIBLE_RE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*(?:\n\s*)+")
 _SPACE_RUN = re.compile(r"  +")  # two or more spaces (faster than " {2,}")
-_SPACE_RUN_SPLIT = re.compile(rb"(  +)")
+_SPACE_RUN_BYTES = re.compile(rb"  +")
 
 #: One-to-one character mappings applied before NFKC: quotes, apostrophes, dashes, spaces.
 _MATCH_TABLE = str.maketrans({
@@ -252,36 +250,35 @@ class QuickForm:
     `quick_match_form`; `span` maps a byte span of `form` back to clean-text offsets, the offset
     map being built on first use."""
 
-    __slots__ = ("_expanded", "_expansions", "_parts", "_runs", "clean", "encoding", "form",
-                 "narrow")
+    __slots__ = ("_expanded", "_expansions", "_runs", "clean", "encoding", "form", "narrow",
+                 "pre")
 
     def __init__(self, clean: str, pre: bytes, expanded: list[str] | None,
                  encoding: str) -> None:
         """`pre`: the form before space runs collapse (one char per clean char, or more for
         the `expanded` chars)."""
-        self.clean, self.encoding = clean, encoding
-        # Collapse space runs, keeping them (text, run, text, ..., text) for the offset map.
-        self._parts = _SPACE_RUN_SPLIT.split(pre) if b"  " in pre else None
-        self.form = pre if self._parts is None else b" ".join(self._parts[::2])
+        self.clean, self.encoding, self.pre = clean, encoding, pre
+        # Paragraph breaks and spaced dashes leave runs (`pre` itself when there are none).
+        form = self.form = _SPACE_RUN_BYTES.sub(b" ", pre) if b"  " in pre else pre
         #: One byte per character (byte offsets are character offsets).
-        self.narrow = encoding == "cp1252" or self.form.isascii()
+        self.narrow = encoding == "cp1252" or form.isascii()
         self._expanded = expanded  # the chars whose form is longer than one char
         self._runs: tuple[list[int], list[int]] | None = None
         self._expansions: tuple[list[int], list[int], list[int], list[int]] | None = None
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Clean-text offsets of the form's bytes `start:end` (a span of whole characters)."""
-        if not self.narrow:
-            form = self.form
-            end = len(form[:end].decode())
-            start = len(form[:start].decode())
         last = end - 1
-        if self._parts is not None:  # space runs collapsed: as `RunMap`
+        if self.form is not self.pre:  # space runs collapsed: as `RunMap`, in bytes
             starts, shifts = self._runs or self._run_map()
             run = bisect_left(starts, start) - 1
             start += shifts[run] if run >= 0 else 0
             run = bisect_left(starts, last) - 1
             last += shifts[run] if run >= 0 else 0
+        if not self.narrow:  # byte offsets in `pre` -> char offsets
+            pre = self.pre
+            last = len(pre[:last + 1].decode()) - 1
+            start = len(pre[:start].decode())
         if self._expanded is not None:
             at, widths, origins, extras = self._expansions or self._expansion_map()
             item = bisect_right(at, start) - 1
@@ -293,14 +290,16 @@ class QuickForm:
         return start, last + 1
 
     def _run_map(self) -> tuple[list[int], list[int]]:
-        # starts: form index of each collapsed run's kept space; shifts: chars removed up to
+        # starts: form index of each collapsed run's kept space; shifts: bytes removed up to
         # and including that run.
-        parts = self._parts
-        assert parts is not None
-        texts = parts[::2] if self.narrow else [part.decode() for part in parts[::2]]
-        indexes = range(len(parts) // 2)
-        starts = list(map(add, accumulate(map(len, texts)), indexes))
-        shifts = list(map(sub, accumulate(map(len, parts[1::2])), range(1, len(indexes) + 1)))
+        starts: list[int] = []
+        shifts: list[int] = []
+        removed = 0
+        for match in _SPACE_RUN_BYTES.finditer(self.pre):
+            run_start, run_end = match.span()
+            starts.append(run_start - removed)
+            removed += run_end - run_start - 1
+            shifts.append(removed)
         self._runs = starts, shifts
         return starts, shifts
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from monitor.models import Event
 from monitor.settings import RuleSettings
@@ -27,8 +27,7 @@ ELLIPSIS = "…"
 _WHITESPACE = re.compile(r"\s+")
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
+class Hit(NamedTuple):
     """One occurrence of a rule phrase: `term` as written in the rule, offsets into clean text."""
 
     term: str
@@ -37,19 +36,13 @@ class Hit:
     end: int
 
 
-_new_hit = object.__new__
-_set_hit = tuple(getattr(Hit, name).__set__ for name in ("term", "field", "start", "end"))
+_new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
 def _hit(term: str, field: Field, start: int, end: int) -> Hit:
-    """`Hit(term, field, start, end)` without the frozen dataclass's slow `__init__`."""
-    hit: Hit = _new_hit(Hit)
-    set_term, set_field, set_start, set_end = _set_hit
-    set_term(hit, term)
-    set_field(hit, field)
-    set_start(hit, start)
-    set_end(hit, end)
-    return hit
+    """`Hit(term, field, start, end)` without the Python-level `__new__`."""
+    return _new_tuple(Hit, (term, field, start, end))
 
 
 @dataclass(frozen=True)
@@ -67,7 +60,7 @@ class RuleMatch:
 
 def _rule_match(rule: str, hits: tuple[Hit, ...]) -> RuleMatch:
     """`RuleMatch(rule, hits)` without the frozen dataclass's slow `__init__`."""
-    match: RuleMatch = _new_hit(RuleMatch)
+    match: RuleMatch = _new_object(RuleMatch)
     match.__dict__.update(rule=rule, hits=hits)
     return match
 
@@ -146,8 +139,8 @@ class Matcher:
                 entries = listed.get(index, [])
                 if len(entries) > 1:
                     entries.sort()
-                hits = tuple(_hit(label, FIELD_NAMES[rank], start, end)
-                             for (rank, start, end), _, label in entries)
+                hits = tuple([_new_tuple(Hit, (label, FIELD_NAMES[rank], start, end))
+                              for (rank, start, end), _, label in entries])
             matches.append(_rule_match(rule.name, hits))
         return matches
 

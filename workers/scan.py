@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-import ahocorasick_rs
+import daachorse
 import regex
 import structlog
 
@@ -94,18 +94,19 @@ def _word_at(form: bytes, index: int) -> bool:
     return _is_word(form[index:index + width].decode())
 
 
-def _encode(pattern: str, encoding: str) -> bytes:
+def _encode(pattern: str, encoding: str, slot: int) -> bytes:
     try:
         return pattern.encode(encoding, "surrogatepass" if encoding == "utf-8" else "strict")
-    except UnicodeEncodeError:
-        return b"\x81"
+    except UnicodeEncodeError:  # unique, and never in a cp1252 form (see `Scanner.build`)
+        return b"\x81%d" % slot
 
 
-def _char_matches(automaton: ahocorasick_rs.BytesAhoCorasick,
+def _char_matches(automaton: daachorse.DoubleArrayAhoCorasick,
                   form: str) -> list[tuple[int, int, int]]:
-    """Overlapping matches of the UTF-8 `automaton` in `form`, in char offsets."""
+    """Overlapping matches `(start, end, slot)` of the UTF-8 `automaton` in `form`, in char
+    offsets."""
     data = form.encode("utf-8", "surrogatepass")
-    matches = automaton.find_matches_as_indexes(data, overlapping=True)
+    matches = automaton.find_overlapping(data)
     if len(data) == len(form) or not matches:
         return matches
     chars: dict[int, int] = {}
@@ -116,7 +117,7 @@ def _char_matches(automaton: ahocorasick_rs.BytesAhoCorasick,
             index = chars[offset] = len(data[:offset].decode("utf-8", "surrogatepass"))
         return index
 
-    return [(slot, char(start), char(end)) for slot, start, end in matches]
+    return [(char(start), char(end), slot) for start, end, slot in matches]
 
 
 class Scanner:
@@ -126,7 +127,7 @@ class Scanner:
         self.terms: list[TermSpec] = []
         self._ids: dict[tuple[object, ...], int] = {}
         self._slots: dict[str, int] = {}
-        self._bytes_automata: dict[str, ahocorasick_rs.BytesAhoCorasick] = {}
+        self._bytes_automata: dict[str, daachorse.DoubleArrayAhoCorasick] = {}
         self._plain: list[tuple[_Accept, ...]] = []
         self._stripped: list[tuple[_Accept, ...]] = []
         self._both: list[tuple[_Accept, ...]] = []
@@ -174,11 +175,10 @@ class Scanner:
         self._keep_ellipsis = not any("." in p for p in patterns)
         # The patterns encoded: UTF-8 for any text (a UTF-8 pattern only matches whole chars of
         # UTF-8 text), cp1252 for the quick path's one-byte form (a pattern with a char outside
-        # cp1252 cannot occur in text that fits in cp1252, so it becomes b"\x81", a byte
-        # encoding to cp1252 never produces).
-        self._bytes_automata = {encoding: ahocorasick_rs.BytesAhoCorasick(
-            [_encode(p, encoding) for p in patterns], matchkind=ahocorasick_rs.MatchKind.Standard,
-            implementation=ahocorasick_rs.Implementation.DFA)
+        # cp1252 cannot occur in text that fits in cp1252, so it becomes b"\x81" and its slot,
+        # a byte encoding to cp1252 never produces). Automaton pattern ids are slots.
+        self._bytes_automata = {encoding: daachorse.DoubleArrayAhoCorasick(
+            [_encode(p, encoding, slot) for slot, p in enumerate(patterns)])
             for encoding in ("utf-8", "cp1252")} if patterns else {}
 
     def scan(self, texts: tuple[str, ...]) -> dict[int, list[RawHit]]:
@@ -194,8 +194,8 @@ class Scanner:
         quick = quick_match_form(joined, keep_ellipsis=self._keep_ellipsis)
         if quick is not None and not (self.has_strip and not quick.form.isascii()):
             self._collect_quick(
-                found, bases, quick, self._bytes_automata[quick.encoding]
-                .find_matches_as_indexes(quick.form, overlapping=True),
+                found, bases, quick,
+                self._bytes_automata[quick.encoding].find_overlapping(quick.form),
                 self._both if self.has_strip else self._plain)
             return found
         return self._scan_slow(found, bases, joined)
@@ -233,7 +233,7 @@ class Scanner:
         kinds = _BYTE_KIND[quick.encoding]
         span = quick.span
         fields = len(bases)
-        for slot, start, end in matches:  # the hot loop: word tests inlined
+        for start, end, slot in matches:  # the hot loop: word tests inlined
             accepts = table[slot]
             if not accepts:
                 continue
@@ -272,7 +272,7 @@ class Scanner:
         size = len(form)
         edges = self._edges
         single = len(bases) == 1
-        for slot, start, end in matches:  # the hot loop: word tests inlined
+        for start, end, slot in matches:  # the hot loop: word tests inlined
             accepts = table[slot]
             if not accepts:
                 continue
