@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -24,18 +24,30 @@ class Entry:
     published: datetime | None = None
     updated: datetime | None = None
 
+    #: `version`, once computed (parsing threads compute it, off the event loop).
+    _version: str | None = field(default=None, init=False, repr=False, compare=False)
+
     @property
     def version(self) -> str:
         """Content fingerprint: changes only when the normalised title or text changes."""
-        return content_hash(self.title, self.text)
+        version = self._version
+        if version is None:
+            version = content_hash(self.title, self.text)
+            object.__setattr__(self, "_version", version)
+        return version
+
+    def with_id(self, ident: str) -> Entry:
+        """This entry under another id (its computed version kept)."""
+        entry = replace(self, id=ident)
+        object.__setattr__(entry, "_version", self._version)
+        return entry
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (datetimes as ISO 8601)."""
-        data = asdict(self)
-        for key in ("published", "updated"):
-            value = data[key]
-            data[key] = value.isoformat() if value else None
-        return data
+        return {"id": self.id, "url": self.url, "title": self.title, "text": self.text,
+                "author": self.author,
+                "published": self.published.isoformat() if self.published else None,
+                "updated": self.updated.isoformat() if self.updated else None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:

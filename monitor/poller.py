@@ -175,7 +175,7 @@ class Poller:
 
 def _content_keyed(entries: Sequence[Entry]) -> list[Entry]:
     """Entries re-identified by their content, for feeds whose ids cannot be trusted."""
-    return [replace(entry, id="h:" + entry.version) for entry in entries]
+    return [entry.with_id("h:" + entry.version) for entry in entries]
 
 
 def _churning(changes: Sequence[Change]) -> bool:

@@ -1,15 +1,19 @@
-"""monitor.textnorm: the quick match form (bytes, lazy offsets) equals `match_form` exactly."""
+"""monitor.textnorm: the quick match form (bytes, lazy offsets) equals `match_form` exactly, and
+`content_hash` (stored entry versions) keeps its value."""
 
 from __future__ import annotations
 
+import hashlib
+import html
 import random
+import re
 import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.textnorm import SIMPLE_FORMS, clean_text, match_form, quick_match_form
+from monitor.textnorm import SIMPLE_FORMS, clean_text, content_hash, match_form, quick_match_form
 
 #: Characters the normaliser treats specially, plus simple and non-simple non-ASCII ones.
 TRICKY = ("ab Z_1.,’'\"“”«»\n\t\r\u00a0\u2009\u202f-–—\u2212…½™ßÆŒéÉ£€čŁĳµ\u0301ﬁİ\0  ")
@@ -93,3 +97,71 @@ def test_simple_chars_fold_alone() -> None:
     for first in simple:
         for second in simple:
             assert unicodedata.normalize("NFKC", first + second) == nfkc[first] + nfkc[second]
+
+
+def reference_hash(*parts: str) -> str:
+    """`content_hash` as first written (entry versions stored in Redis were made by it)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        form = match_form(clean_text(part))[0]
+        digest.update("".join(form.split()).encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=TRICKY + "<p>&amp;", max_size=60), st.text(max_size=30))
+def test_content_hash_keeps_its_value(title: str, text: str) -> None:
+    assert content_hash(title, text) == reference_hash(title, text)
+
+
+@pytest.mark.parametrize("text", FIXTURES)
+def test_content_hash_keeps_its_value_on_live_blog_text(text: str) -> None:
+    assert content_hash(text) == reference_hash(text)
+    assert content_hash(text[:30], text) == reference_hash(text[:30], text)
+    # values computed by the first implementation: a change to both would still fail here
+    assert content_hash("Coalition of the  <b>willing</b>", "Heavy\u00a0lifting – “now”") == \
+        "a9364e35222864e9f1d215d3"
+    assert content_hash("Jabed Ahmed2 March 2025 17:34\n\nReal progress’ was made… £5bn",
+                        "Straße ﬁnance — Élysée") == "250a884e441c425edc819c20"
+
+
+def reference_clean(value: str) -> str:
+    """`clean_text` as first written (entry versions hash its output)."""
+    if "<" in value:
+        value = re.sub(r"<(script|style|noscript|template)\b.*?</\1\s*>|<!--.*?-->", " ", value,
+                       flags=re.IGNORECASE | re.DOTALL)
+        value = re.sub(r"<\s*/?\s*(?:br|p|div|li|ul|ol|h[1-6]|blockquote|tr|table|section|"
+                       r"article|figure|figcaption|pre|hr)\b[^>]*>", "\n", value,
+                       flags=re.IGNORECASE)
+        value = re.sub(r"<[!?/]?[A-Za-z][^>]*>", "", value)
+    if "&" in value:
+        value = html.unescape(value)
+    value = re.sub("[\u00ad\u200b\u200c\u200d\u2060\ufeff]", "", value)
+    value = unicodedata.normalize("NFC", value)
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    value = re.sub(r"[^\S\n]+", " ", value)
+    value = re.sub(r"\s*\n\s*(?:\n\s*)+", "\n\n", value)
+    return "\n".join(line.strip() for line in value.strip().split("\n"))
+
+
+#: Whitespace of every kind, line breaks, markup and entities.
+SPACY = " \n\r\t\x0b\x0c\x1c\x1f\x85\u00a0\u2028\u2029\u2009\u3000\u200bab<p>&nbsp;<br/>"
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=SPACY + TRICKY, max_size=60))
+def test_clean_text_keeps_its_output(text: str) -> None:
+    assert clean_text(text) == reference_clean(text)
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=60))
+def test_clean_text_keeps_its_output_on_any_text(text: str) -> None:
+    assert clean_text(text) == reference_clean(text)
+
+
+@pytest.mark.parametrize("text", FIXTURES)
+def test_clean_text_keeps_its_output_on_live_blog_text(text: str) -> None:
+    for variant in (text, f"<p>{text}</p>\n\n <p> {text}</p>", text.replace(" ", "  \n ")):
+        assert clean_text(variant) == reference_clean(variant)

@@ -54,12 +54,19 @@ def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
 
     `selectors` are the feed's (`kind: html`, or `auto` for pages without live-blog JSON-LD);
     at most `max_entries` entries are read, and HTML nested deeper than `max_html_depth` is
-    refused.
+    refused. Each entry's `version` is computed here (parsing runs in a thread).
     """
+    document = _parse(kind, body, url, content_type, SourceOptions(
+        selectors=selectors, max_entries=max_entries, max_html_depth=max_html_depth))
+    for entry in document.entries:  # here, in the parsing thread, not on the event loop
+        _ = entry.version
+    return document
+
+
+def _parse(kind: str, body: bytes, url: str, content_type: str | None,
+           options: SourceOptions) -> ParsedDocument:
     if not body.strip():
         raise ParseError("empty document")
-    options = SourceOptions(selectors=selectors, max_entries=max_entries,
-                            max_html_depth=max_html_depth)
     if kind != "auto":
         source = SOURCES.get(kind)
         if source is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
@@ -31,7 +31,7 @@ from monitor.sources.base import (
     parse_datetime,
 )
 from monitor.sources.jsonld import json_ld_blocks, nodes, types_of
-from monitor.textnorm import clean_text, content_hash
+from monitor.textnorm import clean_text
 from monitor.urls import canonical_url
 
 LIVE_BLOG_TYPE = "LiveBlogPosting"
@@ -98,7 +98,7 @@ def _entries(updates: list[dict[str, Any]], base: str, page_url: str,
         if ident in seen:
             continue
         seen.add(ident)
-        entries.append(replace(draft.entry, id=ident))
+        entries.append(draft.entry.with_id(ident))
         if len(entries) >= max_entries:
             break
     return entries
@@ -119,7 +119,7 @@ def _draft(update: dict[str, Any], base: str) -> _Draft:
     entry = Entry(id="", url=link, title=title, text=text, author=_author(update.get("author")),
                   published=parse_datetime(update.get("datePublished")),
                   updated=parse_datetime(update.get("dateModified")))
-    return _Draft(entry, link_id, content_hash(title, text))
+    return _Draft(entry, link_id, entry.version)
 
 
 def _link(update: dict[str, Any], base: str) -> tuple[str, str | None]:
