@@ -76,7 +76,7 @@ class Poller:
                            retry_after=retry_after)
 
     async def _poll(self, feed: FeedSettings, fence: int | None) -> PollOutcome:
-        snapshot = await self.state.load(feed.name)
+        snapshot = await self.state.load(feed.name, fingerprints=False)
         with metrics.FETCH_SECONDS.time():
             result = await self.fetcher.fetch(
                 feed.url, timeout=self.config.timeout(feed),
@@ -94,7 +94,9 @@ class Poller:
                                    last_modified=result.last_modified)
             await self.state.record_success(feed.name, "unchanged")
             return PollOutcome(feed.name, "unchanged", max_age=result.max_age, ended=ended)
-        return await self._parse_and_commit(feed, result, snapshot, fence)
+        # Changed: now the fingerprints (and the validators again: time passed while fetching).
+        return await self._parse_and_commit(feed, result, await self.state.load(feed.name),
+                                            fence)
 
     async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult,
                                 snapshot: Snapshot, fence: int | None = None) -> PollOutcome:

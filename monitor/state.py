@@ -30,6 +30,7 @@ class Snapshot:
     """What the poller needs to know about a feed before fetching it."""
 
     baselined: bool
+    #: Entry id -> content version (empty when loaded without them).
     fingerprints: dict[str, str]
     etag: str | None
     last_modified: str | None
@@ -82,13 +83,16 @@ class FeedState:
         self.failing_after = failing_after
         self._commit = client.register_script(_COMMIT_LUA)
 
-    async def load(self, feed: str) -> Snapshot:
-        """Read a feed's fingerprints and validators in one round trip."""
+    async def load(self, feed: str, *, fingerprints: bool = True) -> Snapshot:
+        """Read a feed's validators and (unless `fingerprints` is false, as before a fetch
+        that may well be a 304: they are ~50 fields) its fingerprints, in one round trip."""
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(keys.meta(feed))
-                pipe.hgetall(keys.fingerprints(feed))
-                meta, prints = await pipe.execute()
+                if fingerprints:
+                    pipe.hgetall(keys.fingerprints(feed))
+                meta, *rest = await pipe.execute()
+            prints: dict[str, str] = rest[0] if rest else {}
         except RedisError as exc:
             raise StateError(f"cannot read state of feed {feed!r}: {exc}") from exc
         return Snapshot(

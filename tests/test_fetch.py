@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
+import os
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -259,3 +261,11 @@ async def test_redirect_to_another_scheme_is_refused(feed_server: FeedServer,
     feed_server.set("/ftp", "", status=301, headers={"Location": "ftp://example.org/feed"})
     with pytest.raises(FetchError, match=r"invalid URL \(scheme 'ftp', host 'example\.org'\)"):
         await get(fetcher, feed_server.url("/ftp"))
+
+
+@pytest.mark.parametrize("size", [0, 1, 2047, 2048, 4095, 50_001])
+def test_body_hash_is_blake2b_of_the_body(size: int) -> None:
+    body = os.urandom(size)
+    result = FetchResult("http://127.0.0.1/", 200, body, None, None, None, False, 0.0)
+    assert result.body_hash == hashlib.blake2b(body, digest_size=16).hexdigest()
+
