@@ -38,6 +38,24 @@ workers: {{concurrency: {CONCURRENCY}, claim_idle: 1s, delivery_lease: 1s,
 """
 
 
+def start_worker(tmp_path: Path, redis_url: str, hook: WebhookReceiver, delay: float,
+                 running: list[Service]) -> tuple[Service, Tally]:
+    """A `livewatch worker` sending to `hook`, whose alerts a `Tally` with `delay` accepts."""
+    tally = Tally(delay)
+    hook.responder = tally
+    cfg = tmp_path / "livewatch.yaml"
+    cfg.write_text(config_yaml(redis_url, hook))
+    return worker(cfg, tmp_path / "worker.log", running), tally
+
+
+def worker(cfg: Path, log: Path, running: list[Service]) -> Service:
+    """A started `livewatch worker` (stopped by the `running` fixture)."""
+    service = Service(["worker", "--config", str(cfg)], log)
+    running.append(service)
+    service.start()
+    return service
+
+
 def event(n: int) -> Event:
     entry = Entry(id=f"p{n}", url=f"{FEED_URL}#p{n}", title=f"Post {n}",
                   text=f"Update {n}: a coalition of the willing is discussed.")
@@ -78,13 +96,7 @@ async def publish(client: aioredis.Redis, numbers: range) -> None:
 async def test_worker_killed_mid_burst_delivers_every_alert(
         redis_server: EmbeddedRedis, redis_client: aioredis.Redis,
         webhook_receiver: WebhookReceiver, tmp_path: Path, running: list[Service]) -> None:
-    tally = Tally(delay=0.02)
-    webhook_receiver.responder = tally
-    cfg = tmp_path / "livewatch.yaml"
-    cfg.write_text(config_yaml(redis_server.url, webhook_receiver))
-    first = Service(["worker", "--config", str(cfg)], tmp_path / "first.log")
-    running.append(first)
-    first.start()
+    first, tally = start_worker(tmp_path, redis_server.url, webhook_receiver, 0.02, running)
     await publish(redis_client, range(200))
 
     async def some_sent() -> bool:
@@ -95,9 +107,7 @@ async def test_worker_killed_mid_burst_delivers_every_alert(
     cut_at = tally.distinct()
     assert cut_at < 200
 
-    second = Service(["worker", "--config", str(cfg)], tmp_path / "second.log")
-    running.append(second)
-    second.start()
+    second = worker(tmp_path / "livewatch.yaml", tmp_path / "second.log", running)
 
     async def all_sent() -> bool:
         return tally.distinct() == 200
@@ -119,13 +129,7 @@ async def test_redis_killed_and_restarted_from_aof_loses_nothing(
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True, appendfsync="always")
     server.start()
     try:
-        tally = Tally(delay=0.05)
-        webhook_receiver.responder = tally
-        cfg = tmp_path / "livewatch.yaml"
-        cfg.write_text(config_yaml(server.url, webhook_receiver))
-        worker = Service(["worker", "--config", str(cfg)], tmp_path / "worker.log")
-        running.append(worker)
-        worker.start()
+        service, tally = start_worker(tmp_path, server.url, webhook_receiver, 0.05, running)
         client: aioredis.Redis = aioredis.from_url(server.url, decode_responses=True)
         try:
             await publish(client, range(100))
@@ -133,7 +137,7 @@ async def test_redis_killed_and_restarted_from_aof_loses_nothing(
             async def some_sent() -> bool:
                 return tally.distinct() >= 20
 
-            await wait_until(some_sent, what="part of the first batch", service=worker)
+            await wait_until(some_sent, what="part of the first batch", service=service)
         finally:
             await client.aclose()
         server.kill()  # a crash: only what the AOF holds survives
@@ -147,7 +151,7 @@ async def test_redis_killed_and_restarted_from_aof_loses_nothing(
                 return tally.distinct() == 150
 
             await wait_until(all_sent, timeout=60, what="every alert after the restart",
-                             service=worker)
+                             service=service)
             assert tally.duplicates() <= CONCURRENCY
         finally:
             await client.aclose()

@@ -21,6 +21,7 @@ import httpx
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.settings import AnyChannelSettings, AppriseChannelSettings
+from workers.channels.base import settings_as
 from workers.chat import PLAIN, alert_text, digest_lines, marked, notice_text
 from workers.digest import Deliverable
 from workers.digest_render import digest_summary, digest_window
@@ -64,9 +65,7 @@ class AppriseChannel:
     def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
               ) -> AppriseChannel:
         """Registry constructor (see `workers.channels.build_channel`); needs no HTTP client."""
-        if not isinstance(settings, AppriseChannelSettings):
-            raise TypeError(f"channel {settings.name!r} is not an apprise channel")
-        return cls(settings)
+        return cls(settings_as(settings, AppriseChannelSettings))
 
     def _fail(self, reason: str) -> str:
         for url in self._urls:

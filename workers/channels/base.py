@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from monitor.settings import AnyChannelSettings
 from workers.digest import Deliverable
+
+S = TypeVar("S")
 
 
 class Channel(Protocol):
@@ -26,3 +29,11 @@ class Channel(Protocol):
     async def aclose(self) -> None:
         """Release resources the channel owns (not shared clients)."""
         ...
+
+
+def settings_as(settings: AnyChannelSettings, kind: type[S]) -> S:
+    """`settings` as the settings class a channel class is built from (for its `build`)."""
+    if not isinstance(settings, kind):
+        raise TypeError(f"channel {settings.name!r} has {type(settings).__name__}, "
+                        f"not {kind.__name__}")
+    return settings

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 import httpx
 
 from monitor.settings import AnyChannelSettings, ChatWebhookSettings
+from workers.channels.base import settings_as
 from workers.channels.httpsend import HttpTarget
 from workers.digest import Deliverable
 
@@ -33,9 +34,7 @@ class ChatWebhookChannel(Generic[S]):
     @classmethod
     def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Self:
         """Registry constructor (see `workers.channels.build_channel`)."""
-        if not isinstance(settings, cls.settings_class):
-            raise TypeError(f"channel {settings.name!r} is not a {cls.kind} channel")
-        return cls(settings, http_client)  # type: ignore[arg-type]
+        return cls(settings_as(settings, cls.settings_class), http_client)  # type: ignore[arg-type]
 
     def payload(self, item: Deliverable) -> dict[str, Any]:
         """The JSON body for `item` (pure)."""

@@ -16,6 +16,7 @@ import structlog
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.settings import AnyChannelSettings, EmailChannelSettings
+from workers.channels.base import settings_as
 from workers.digest import Deliverable, Digest
 from workers.digest_render import digest_email
 from workers.notices import OperatorNotice, notice_email
@@ -44,9 +45,7 @@ class EmailChannel:
     def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
               ) -> EmailChannel:
         """Registry constructor (see `workers.channels.build_channel`); needs no HTTP client."""
-        if not isinstance(settings, EmailChannelSettings):
-            raise TypeError(f"channel {settings.name!r} is not an email channel")
-        return cls(settings)
+        return cls(settings_as(settings, EmailChannelSettings))
 
     def _fail(self, reason: str) -> str:
         smtp = self.settings.smtp

@@ -21,6 +21,7 @@ import httpx
 from pydantic import SecretStr
 
 from monitor.settings import AnyChannelSettings, WebhookChannelSettings
+from workers.channels.base import settings_as
 from workers.channels.httpsend import HttpTarget
 from workers.digest import Deliverable, Digest
 from workers.digest_render import digest_payload
@@ -77,9 +78,7 @@ class WebhookChannel:
     def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
               ) -> WebhookChannel:
         """Registry constructor (see `workers.channels.build_channel`)."""
-        if not isinstance(settings, WebhookChannelSettings):
-            raise TypeError(f"channel {settings.name!r} is not a webhook channel")
-        return cls(settings, http_client)
+        return cls(settings_as(settings, WebhookChannelSettings), http_client)
 
     async def send(self, item: Deliverable) -> None:
         """POST the item; raise a `DeliveryError` unless it was accepted."""
