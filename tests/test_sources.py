@@ -50,6 +50,21 @@ def test_golden_auto(data_dir: Path, name: str, content_type: str, kind: str) ->
 
 
 @pytest.mark.parametrize(("name", "content_type", "kind"), GOLDEN)
+def test_parsing_computes_each_version(data_dir: Path, name: str, content_type: str,
+                                       kind: str) -> None:
+    """Versions are computed by `parse_document` (in the parsing thread, not on the event
+    loop), kept when an entry changes id, and equal to the content hash of title and text."""
+    doc = parse_document("auto", (data_dir / name).read_bytes(), BASE + name, content_type)
+    assert doc.entries
+    for entry in doc.entries:
+        assert entry._version == content_hash(entry.title, entry.text)
+        assert entry.with_id("h:x")._version == entry._version
+        assert entry.with_id("h:x") == Entry(**{**entry.to_dict(), "id": "h:x",
+                                                "published": entry.published,
+                                                "updated": entry.updated})
+
+
+@pytest.mark.parametrize(("name", "content_type", "kind"), GOLDEN)
 def test_golden_explicit_kind(data_dir: Path, name: str, content_type: str, kind: str) -> None:
     doc = parse_document(kind, (data_dir / name).read_bytes(), BASE + name, None)
     assert doc.kind == kind
