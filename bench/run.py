@@ -15,6 +15,7 @@ that carry the watched phrase; internal latency is "event committed → webhook 
 shuffled order, as the scheduler's jitter does; `--in-order` polls them by index) for S
 seconds while the farm gains posts at `--rate` of polls, with a worker consuming alongside,
 and prints CPU share, polls/s, lateness and detection latency.
+Log lines are rendered as the service renders them (JSON at INFO) and discarded.
 `--profile FILE` writes a cProfile of the livewatch cycles and the hold (event-loop thread) to
 FILE.
 """
@@ -396,7 +397,8 @@ async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
 
 
 def main() -> None:
-    configure_logging("console", "WARNING")
+    # As a service logs (JSON lines at INFO: one per poll and per delivery), into /dev/null.
+    configure_logging("json", "INFO", stream=open(os.devnull, "w"))  # noqa: SIM115
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=int, default=1000)

@@ -79,13 +79,13 @@ class Control:
         if self.path is None:
             return False
         async with self._lock:
-            await log.ainfo("reloading configuration", file=str(self.path))
+            log.info("reloading configuration", file=str(self.path))
             try:
                 new = await asyncio.to_thread(load_config, self.path)
             except ConfigError as exc:
                 RELOADS.labels("rejected").inc()
-                await log.aerror("configuration reload rejected; keeping the running one",
-                                 file=str(self.path), problems=[str(p) for p in exc.problems])
+                log.error("configuration reload rejected; keeping the running one",
+                          file=str(self.path), problems=[str(p) for p in exc.problems])
                 return False
             new = await self._keep_fixed(new)
             changes = describe_changes(self.config, new)
@@ -95,10 +95,10 @@ class Control:
                     await reloader(new)
                 except Exception as exc:  # a bug; the other parts still get the new config
                     failed = True
-                    await log.aexception("reload step failed", error=str(exc))
+                    log.exception("reload step failed", error=str(exc))
             self.config = new
             RELOADS.labels("failed" if failed else "applied").inc()
-            await log.ainfo("configuration reloaded", **changes)
+            log.info("configuration reloaded", **changes)
             return not failed
 
     async def _keep_fixed(self, new: Config) -> Config:
@@ -107,8 +107,8 @@ class Control:
         restart += [f"{section}.{key}" for section, key in _AT_START
                     if getattr(getattr(old, section), key) != getattr(getattr(new, section), key)]
         if restart:
-            await log.awarning("these settings change only on restart; running values kept",
-                               settings=restart)
+            log.warning("these settings change only on restart; running values kept",
+                        settings=restart)
         return new.model_copy(update={section: getattr(old, section) for section in _FIXED})
 
 

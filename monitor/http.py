@@ -78,7 +78,7 @@ async def ops_endpoint(control: Control, client: aioredis.Redis) -> AsyncIterato
             await site.start()
         except OSError as exc:
             raise StateError(f"cannot listen on {control.config.http.listen}: {exc}") from exc
-        await log.ainfo("operations endpoint listening", listen=control.config.http.listen)
+        log.info("operations endpoint listening", listen=control.config.http.listen)
         yield
     finally:
         await runner.cleanup()

@@ -62,7 +62,7 @@ class Poller:
         except (FetchError, ParseError, StateError, RedisError) as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             outcome = await self._failed(feed, str(exc), retry_after)
-        await self._log(outcome, time.monotonic() - started)
+        self._log(outcome, time.monotonic() - started)
         metrics.observe_poll(outcome)
         return outcome
 
@@ -118,9 +118,9 @@ class Poller:
                                    backfill=feed.backfill)
             if not baseline and not content_identity and _churning(changes):
                 await self.state.set_meta(feed.name, identity="content")
-                await log.awarning("feed churns entry ids; using content identity from now on",
-                                   feed=feed.name,
-                                   duplicates=sum(1 for c in changes if c.duplicate))
+                log.warning("feed churns entry ids; using content identity from now on",
+                            feed=feed.name,
+                            duplicates=sum(1 for c in changes if c.duplicate))
                 content_identity = True
                 continue
             would_emit = sum(1 for c in changes if c.emit)
@@ -148,8 +148,8 @@ class Poller:
         else:
             raise StateError("feed state kept changing during commit")
         if flood:
-            await log.awarning("flood breaker tripped", feed=feed.name, events=would_emit,
-                               previous_max=snapshot.max_events)
+            log.warning("flood breaker tripped", feed=feed.name, events=would_emit,
+                        previous_max=snapshot.max_events)
         elif committed.appended > snapshot.max_events:
             await self.state.set_meta(feed.name, max_events=committed.appended)
         page = document.page
@@ -164,15 +164,15 @@ class Poller:
             new=committed.new, updated=committed.updated, entries=len(document.entries),
             kind=document.kind, max_age=result.max_age, ended=ended, flood=flood)
 
-    async def _log(self, outcome: PollOutcome, elapsed: float) -> None:
+    def _log(self, outcome: PollOutcome, elapsed: float) -> None:
         fields = {"feed": outcome.feed, "status": outcome.status,
                   "elapsed_ms": round(elapsed * 1000, 1)}
         if outcome.status == "error":
-            await log.awarning("poll failed", error=outcome.error,
-                               consecutive_failures=outcome.consecutive_failures, **fields)
+            log.warning("poll failed", error=outcome.error,
+                        consecutive_failures=outcome.consecutive_failures, **fields)
         else:
-            await log.ainfo("poll", kind=outcome.kind, entries=outcome.entries,
-                            new=outcome.new, updated=outcome.updated, **fields)
+            log.info("poll", kind=outcome.kind, entries=outcome.entries,
+                     new=outcome.new, updated=outcome.updated, **fields)
 
 
 def _content_keyed(entries: Sequence[Entry]) -> list[Entry]:

@@ -87,8 +87,8 @@ async def connect_redis(config: Config) -> AsyncIterator[aioredis.Redis]:
             stack.callback(server.stop)
             url = server.url
             stack.callback(_publish_url(data_dir, url))
-            await log.ainfo("embedded redis started", data_dir=str(server.data_dir),
-                            port=server.port)
+            log.info("embedded redis started", data_dir=str(server.data_dir),
+                     port=server.port)
         client = await stack.enter_async_context(redis_client(
             config.redis, url, max_connections=config.defaults.max_concurrency + 100))
         try:

@@ -149,12 +149,12 @@ class FeedScheduler:
             lease = await self.leases.acquire(feed.name, self.poll_budget(feed))
         except StateError as exc:  # Redis is down: a failed poll, backed off as such
             outcome = PollOutcome(feed.name, "error", error=str(exc))
-            await log.awarning("poll failed", feed=feed.name, status="error", error=str(exc))
+            log.warning("poll failed", feed=feed.name, status="error", error=str(exc))
             metrics.observe_poll(outcome)
         else:
             if lease is None:
-                await log.adebug("turn skipped: another poller holds the lease",
-                                 feed=feed.name)
+                log.debug("turn skipped: another poller holds the lease",
+                          feed=feed.name)
                 return
             outcome = await self.poller.poll(feed, fence=lease.fence)
         if outcome.status == "superseded":  # another poller has the feed now
@@ -169,7 +169,7 @@ class FeedScheduler:
             delay += random.uniform(0, self.config.jitter(feed))
             job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
             if outcome.status == "error":
-                await log.ainfo("poll backed off", feed=feed.name, delay_s=round(delay, 1))
+                log.info("poll backed off", feed=feed.name, delay_s=round(delay, 1))
         next_run = job.next_run_time
         if lease is not None:
             until = (next_run.timestamp() - time.time() - self.handover(feed)
@@ -183,8 +183,8 @@ class FeedScheduler:
         try:
             await self.leases.keep(lease, seconds)
         except StateError as exc:  # the lease expires by itself
-            await log.awarning("could not keep the feed's lease", feed=lease.feed,
-                               error=str(exc))
+            log.warning("could not keep the feed's lease", feed=lease.feed,
+                        error=str(exc))
 
     def delay_after(self, feed: FeedSettings, outcome: PollOutcome) -> float:
         """Seconds until the next poll of `feed`, given the outcome of the last one."""
@@ -223,5 +223,5 @@ class FeedScheduler:
         try:
             await self.leases.release_all([feed.name for feed in self.config.feeds])
         except StateError as exc:
-            await log.awarning("could not release the leases; they expire by themselves",
-                               error=str(exc))
+            log.warning("could not release the leases; they expire by themselves",
+                        error=str(exc))

@@ -45,9 +45,9 @@ async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Even
 
             control.on_reload(reload)
         enabled = sum(1 for feed in config.feeds if feed.enabled)
-        await log.ainfo("pollers started", feeds=enabled, lease_owner=scheduler.leases.owner)
+        log.info("pollers started", feeds=enabled, lease_owner=scheduler.leases.owner)
         try:
             await stop.wait()
         finally:
             await scheduler.shutdown(shutdown_timeout)
-            await log.ainfo("pollers stopped")
+            log.info("pollers stopped")

@@ -119,7 +119,7 @@ class Consumer:
                         last_trim = time.monotonic()
                     await self._read(block)
                 except (RedisError, OSError) as exc:  # e.g. Redis restarting: try again
-                    await log.awarning("worker: Redis unavailable; retrying", error=str(exc))
+                    log.warning("worker: Redis unavailable; retrying", error=str(exc))
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 1.0)
         finally:
@@ -130,8 +130,8 @@ class Consumer:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-                await log.awarning("stopped with events in flight; left pending",
-                                   events=len(late))
+                log.warning("stopped with events in flight; left pending",
+                            events=len(late))
         await sender
         await self._leave()
 
@@ -216,8 +216,8 @@ class Consumer:
             pipe.xack(stream, keys.CONSUMER_GROUP, message_id)
             await pipe.execute()
         metrics.DEAD_LETTERED.labels(stream).inc()
-        await log.aerror("message dead-lettered", stream=stream, message_id=message_id,
-                         error=error)
+        log.error("message dead-lettered", stream=stream, message_id=message_id,
+                  error=error)
 
     async def _handle_and_ack(self, stream: str, message_id: str,
                               fields: dict[str, str]) -> None:
@@ -237,8 +237,8 @@ class Consumer:
         try:
             await handle()
         except Exception as exc:  # left pending: re-claimed later, dead-lettered after N
-            await log.awarning("message not handled; will retry", stream=stream,
-                               message_id=message_id, feed=about, error=str(exc))
+            log.warning("message not handled; will retry", stream=stream,
+                        message_id=message_id, feed=about, error=str(exc))
             return
         finally:
             heartbeat.cancel()

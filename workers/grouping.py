@@ -61,6 +61,6 @@ class CrossFeedGroups:
             if result[1] == me:
                 out.append((match, tuple(sorted(result[4]))))
             else:
-                await log.ainfo("copy folded into an earlier alert", rule=match.rule,
-                                feed=event.feed, entry=event.entry.id, lead=result[1])
+                log.info("copy folded into an earlier alert", rule=match.rule,
+                         feed=event.feed, entry=event.entry.id, lead=result[1])
         return out

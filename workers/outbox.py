@@ -142,7 +142,7 @@ class Outbox:
         status = result[0]
         if status == "held":
             metrics.observe_delivery(item.channel, "held")
-            await log.ainfo("held for digest", **_ids(item))
+            log.info("held for digest", **_ids(item))
             self._wake.set()
         elif status == "exists":
             metrics.observe_delivery(item.channel, "duplicate")
@@ -173,7 +173,7 @@ class Outbox:
                 await asyncio.shield(self._record(delivery_id, claim, "release"))
             raise
         except Exception:  # Redis gone for longer than _RECORD_PATIENCE: the lease expires
-            await log.aexception("delivery left to its lease", delivery=delivery_id)
+            log.exception("delivery left to its lease", delivery=delivery_id)
         finally:
             self._sending -= 1
             self._wake.set()  # a slot is free: the loop may claim queued deliveries
@@ -205,13 +205,13 @@ class Outbox:
             await self._failed(item, claim, exc.reason, exc.retryable, exc.retry_after, started)
             return
         except Exception as exc:  # a bug in a channel must not lose the alert: retry it
-            await log.aexception("channel raised an unexpected error", **ids)
+            log.exception("channel raised an unexpected error", **ids)
             await self._failed(item, claim, f"{type(exc).__name__}: {exc}", True, None, started)
             return
         elapsed = time.monotonic() - started
         self._count(item.channel, "delivered", started, elapsed)
         await self._record(item.id, claim, "delivered")
-        await log.ainfo("delivered", elapsed_ms=round(elapsed * 1000, 1), **ids)
+        log.info("delivered", elapsed_ms=round(elapsed * 1000, 1), **ids)
         if self.on_alert is not None:
             for alert in _alerts(item):
                 self.on_alert(alert)
@@ -234,15 +234,15 @@ class Outbox:
         self._count(item.channel, "retry", started)
         await self._record(item.id, claim, "retry", error=reason, next_due=now + wait)
         self._wake.set()  # the loop may be waiting longer than this retry's wait
-        await log.awarning("delivery failed; will retry", error=reason, attempt=attempts,
-                           retry_in_s=round(wait, 3), **ids)
+        log.warning("delivery failed; will retry", error=reason, attempt=attempts,
+                    retry_in_s=round(wait, 3), **ids)
 
     async def _give_up(self, item: Deliverable, claim: str, reason: str,
                        started: float | None = None) -> None:
         await self._record(item.id, claim, "dead", error=reason)
         self._count(item.channel, "dead", started or time.monotonic())
         metrics.DEAD_LETTERED.labels("alerts").inc()
-        await log.aerror("delivery dead-lettered", error=reason, **_ids(item))
+        log.error("delivery dead-lettered", error=reason, **_ids(item))
 
     async def _record(self, delivery_id: str, claim: str, outcome: str, *, error: str = "",
                       next_due: float = 0.0) -> str:
@@ -259,8 +259,8 @@ class Outbox:
             except (RedisError, OSError) as exc:
                 if time.monotonic() > deadline:
                     raise
-                await log.awarning("could not record a delivery result; retrying",
-                                   delivery=delivery_id, outcome=outcome, error=str(exc))
+                log.warning("could not record a delivery result; retrying",
+                            delivery=delivery_id, outcome=outcome, error=str(exc))
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
 
@@ -283,8 +283,8 @@ class Outbox:
         first = await self.client.hsetnx(keys.DISABLED_CHANNELS, channel, json.dumps(record))
         if not first:
             return
-        await log.aerror("channel disabled: its destination is gone", channel=channel,
-                         error=reason)
+        log.error("channel disabled: its destination is gone", channel=channel,
+                  error=reason)
         notice = Notice("channel_disabled", channel,
                         f"Channel {channel} was disabled: {reason}. Its deliveries go to the "
                         f"dead letters until it is fixed (`livewatch alerts enable {channel}`, "
@@ -308,10 +308,10 @@ class Outbox:
                         last_check = time.monotonic()
                     wait = await self.step()
                 except (RedisError, OSError) as exc:
-                    await log.awarning("outbox: Redis unavailable; retrying", error=str(exc))
+                    log.warning("outbox: Redis unavailable; retrying", error=str(exc))
                     wait = 1.0
                 except Exception:  # a bug must not stop every delivery of this worker
-                    await log.aexception("outbox loop failed; retrying")
+                    log.exception("outbox loop failed; retrying")
                     wait = 1.0
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -322,8 +322,8 @@ class Outbox:
                 for task in late:
                     task.cancel()
                 await asyncio.wait(late)
-                await log.awarning("stopped with deliveries in flight; handed back",
-                                   deliveries=len(late))
+                log.warning("stopped with deliveries in flight; handed back",
+                            deliveries=len(late))
 
     async def step(self) -> float:
         """One turn: flush due holds, claim and start due deliveries. Returns how long to
@@ -376,8 +376,8 @@ class Outbox:
                       int(self.config.state.delivered_ttl)])
             if result:
                 queued += 1
-                await log.ainfo("hold released", channel=channel, kind=result[0],
-                                delivery=result[1])
+                log.info("hold released", channel=channel, kind=result[0],
+                         delivery=result[1])
         return queued
 
     async def reenable_fixed(self) -> None:
@@ -390,7 +390,7 @@ class Outbox:
             with contextlib.suppress(ValueError):
                 if json.loads(raw).get("fingerprint") != fingerprint(settings):
                     await self.client.hdel(keys.DISABLED_CHANNELS, channel)
-                    await log.ainfo("channel re-enabled: its settings changed", channel=channel)
+                    log.info("channel re-enabled: its settings changed", channel=channel)
 
     async def run_until_idle(self, timeout: float = 30.0) -> None:
         """Burst mode: send what is due, and keep going while more becomes due (retries,

@@ -63,12 +63,12 @@ async def run_workers(config: Config, client: aioredis.Redis, stop: asyncio.Even
                     consumer.reconfigure(new, channels.update(new))
 
                 control.on_reload(reload)
-            await log.ainfo("worker started", consumer=consumer.name, rules=len(config.rules),
-                            channels=len(config.channels))
+            log.info("worker started", consumer=consumer.name, rules=len(config.rules),
+                     channels=len(config.channels))
             await consumer.run(stop)
         finally:
             await channels.aclose()
-            await log.ainfo("worker stopped")
+            log.info("worker stopped")
 
 
 async def run_all(config: Config, client: aioredis.Redis, stop: asyncio.Event,

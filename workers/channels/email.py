@@ -85,8 +85,8 @@ class EmailChannel:
         except aiosmtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH required but not offered
             raise PermanentDeliveryError(self._fail(f"{type(exc).__name__}: {exc}")) from exc
         if refused:  # accepted for some recipients: a retry would duplicate it for the others
-            await log.awarning("email refused for some recipients", channel=self.name,
-                               alert=item.id, refused=sorted(refused))
+            log.warning("email refused for some recipients", channel=self.name,
+                        alert=item.id, refused=sorted(refused))
 
     async def aclose(self) -> None:
         """Nothing to release: each send opens and closes its own SMTP connection."""
