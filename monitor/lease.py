@@ -40,8 +40,9 @@ redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. fence, 'PX', ARGV[2])
 return fence
 """
 
-# KEYS: 1 lease. ARGV: 1 `owner fence` as acquired, 2 ms from now (<= 0: release).
-# Returns 1 if the lease was still that one (and is now moved or released), else 0.
+# KEYS: 1 lease[, 2 health]. ARGV: 1 `owner fence` as acquired, 2 ms from now (<= 0: release)[,
+# 3 the next poll's time, recorded in health]. Returns 1 if the lease was still that one (and
+# is now moved or released), else 0 (and records nothing: the feed's new holder does).
 _KEEP = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -50,6 +51,9 @@ if tonumber(ARGV[2]) <= 0 then
   redis.call('DEL', KEYS[1])
 else
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if KEYS[2] then
+  redis.call('HSET', KEYS[2], 'next_poll', ARGV[3])
 end
 return 1
 """
@@ -106,12 +110,17 @@ class FeedLeases:
             raise StateError(f"cannot take the lease of feed {feed!r}: {exc}") from exc
         return Lease(feed, self.owner, fence) if fence else None
 
-    async def keep(self, lease: Lease, seconds: float) -> bool:
+    async def keep(self, lease: Lease, seconds: float, next_poll: float | None = None) -> bool:
         """Make `lease` end `seconds` from now (release it if <= 0), if it is still the current
-        one; False when it expired or was taken over meanwhile."""
+        one; False when it expired or was taken over meanwhile. With `next_poll` (epoch
+        seconds), also record it in the feed's health, in the same round trip."""
+        lease_keys = [keys.lease(lease.feed)]
+        args: list[str | int | float] = [lease.value, _ms(seconds) if seconds > 0 else 0]
+        if next_poll is not None:
+            lease_keys.append(keys.health(lease.feed))
+            args.append(next_poll)
         try:
-            kept = await self._keep(keys=[keys.lease(lease.feed)],
-                                    args=[lease.value, _ms(seconds) if seconds > 0 else 0])
+            kept = await self._keep(keys=lease_keys, args=args)
         except RedisError as exc:
             raise StateError(f"cannot keep the lease of feed {lease.feed!r}: {exc}") from exc
         return bool(kept)

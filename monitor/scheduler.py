@@ -170,18 +170,17 @@ class FeedScheduler:
             job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
             if outcome.status == "error":
                 log.info("poll backed off", feed=feed.name, delay_s=round(delay, 1))
-        next_run = job.next_run_time
-        if lease is not None:
-            until = (next_run.timestamp() - time.time() - self.handover(feed)
-                     if next_run is not None else 0.0)
-            await self._keep(lease, until)
-        if next_run is not None:
-            await self.poller.state.set_next_poll(feed.name, next_run.timestamp())
+        next_run = job.next_run_time.timestamp() if job.next_run_time is not None else None
+        if lease is not None:  # one round trip: the lease moved, the next poll recorded
+            until = next_run - time.time() - self.handover(feed) if next_run is not None else 0.0
+            await self._keep(lease, until, next_run)
+        elif next_run is not None:
+            await self.poller.state.set_next_poll(feed.name, next_run)
 
-    async def _keep(self, lease: Lease, seconds: float) -> None:
-        """Hold `lease` until `seconds` from now (release it if <= 0)."""
+    async def _keep(self, lease: Lease, seconds: float, next_poll: float | None = None) -> None:
+        """Hold `lease` until `seconds` from now (release it if <= 0), noting `next_poll`."""
         try:
-            await self.leases.keep(lease, seconds)
+            await self.leases.keep(lease, seconds, next_poll)
         except StateError as exc:  # the lease expires by itself
             log.warning("could not keep the feed's lease", feed=lease.feed,
                         error=str(exc))

@@ -70,6 +70,21 @@ async def test_holder_takes_its_lease_again_with_a_newer_fence(
     assert await a.holder("f") is None
 
 
+async def test_keep_records_the_next_poll_only_for_the_current_lease(
+        redis_client: aioredis.Redis) -> None:
+    a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
+    first = await a.acquire("f", 10)
+    assert first is not None
+    assert await a.keep(first, 5, next_poll=1_800_000_000.5)
+    assert await redis_client.hget(keys.health("f"), "next_poll") == "1800000000.5"
+    assert 4000 < await redis_client.pttl(keys.lease("f")) <= 5000
+    await redis_client.delete(keys.lease("f"))  # expired; another poller takes the feed
+    taken = await b.acquire("f", 10)
+    assert taken is not None
+    assert not await a.keep(first, 5, next_poll=1_900_000_000)  # stale: records nothing
+    assert await redis_client.hget(keys.health("f"), "next_poll") == "1800000000.5"
+
+
 async def test_late_commit_after_the_lease_expired_is_refused(
         redis_client: aioredis.Redis) -> None:
     """Poller A's lease runs out mid-poll and B takes the feed over: A's commit writes nothing,
