@@ -20,7 +20,7 @@ import os
 import secrets
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -28,8 +28,9 @@ from redis.exceptions import RedisError
 from monitor import keys
 from monitor.errors import StateError
 
-# KEYS: 1 lease, 2 fence. ARGV: 1 owner (no spaces), 2 hold in ms.
-# Returns the new fence, or 0 when another owner holds the lease.
+# KEYS: 1 lease, 2 fence[, 3 meta]. ARGV: 1 owner (no spaces), 2 hold in ms.
+# Returns the new fence (with meta: {fence, the meta hash's fields and values}), or 0 when
+# another owner holds the lease.
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
 if current and string.match(current, '^(%S+) ') ~= ARGV[1] then
@@ -37,6 +38,9 @@ if current and string.match(current, '^(%S+) ') ~= ARGV[1] then
 end
 local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. fence, 'PX', ARGV[2])
+if KEYS[3] then
+  return {fence, redis.call('HGETALL', KEYS[3])}
+end
 return fence
 """
 
@@ -81,6 +85,8 @@ class Lease:
     feed: str
     owner: str
     fence: int
+    #: The feed's meta hash (validators) as read with the lease, when asked for.
+    meta: dict[str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def value(self) -> str:
@@ -100,15 +106,21 @@ class FeedLeases:
         self._keep = client.register_script(_KEEP)
         self._release_owned = client.register_script(_RELEASE_OWNED)
 
-    async def acquire(self, feed: str, hold: float) -> Lease | None:
+    async def acquire(self, feed: str, hold: float, *, meta: bool = False) -> Lease | None:
         """Take `feed`'s lease for `hold` seconds with a new fencing token, or None when
-        another poller holds it (this poller skips its turn)."""
+        another poller holds it (this poller skips its turn). With `meta`, the lease also
+        carries the feed's meta hash, read in the same round trip."""
+        lease_keys = [keys.lease(feed), keys.fence(feed)]
+        if meta:
+            lease_keys.append(keys.meta(feed))
         try:
-            fence = int(await self._acquire(keys=[keys.lease(feed), keys.fence(feed)],
-                                            args=[self.owner, _ms(hold)]))
+            reply = await self._acquire(keys=lease_keys, args=[self.owner, _ms(hold)])
         except RedisError as exc:
             raise StateError(f"cannot take the lease of feed {feed!r}: {exc}") from exc
-        return Lease(feed, self.owner, fence) if fence else None
+        if isinstance(reply, list):
+            fence, flat = int(reply[0]), reply[1]
+            return Lease(feed, self.owner, fence, dict(zip(flat[::2], flat[1::2], strict=True)))
+        return Lease(feed, self.owner, int(reply)) if int(reply) else None
 
     async def keep(self, lease: Lease, seconds: float, next_poll: float | None = None) -> bool:
         """Make `lease` end `seconds` from now (release it if <= 0), if it is still the current

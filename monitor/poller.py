@@ -19,6 +19,7 @@ from monitor.models import Entry, Notice
 from monitor.settings import Config, FeedSettings
 from monitor.sources import parse_document
 from monitor.state import FeedState, Snapshot
+from monitor.state import snapshot as state_snapshot
 
 log = structlog.get_logger("livewatch.poll")
 
@@ -52,13 +53,14 @@ class Poller:
         self.state = state
         self.fetcher = fetcher
 
-    async def poll(self, feed: FeedSettings, *, fence: int | None = None) -> PollOutcome:
+    async def poll(self, feed: FeedSettings, *, fence: int | None = None,
+                   meta: dict[str, str] | None = None) -> PollOutcome:
         """Poll `feed` once; never raises for a broken feed (the outcome says what failed).
         `fence` is the poller's lease token (monitor.lease): the commit is refused if a newer
-        one was issued meanwhile."""
+        one was issued meanwhile. `meta`: the feed's meta hash, when read with the lease."""
         started = time.monotonic()
         try:
-            outcome = await self._poll(feed, fence)
+            outcome = await self._poll(feed, fence, meta)
         except (FetchError, ParseError, StateError, RedisError) as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             outcome = await self._failed(feed, str(exc), retry_after)
@@ -75,8 +77,10 @@ class Poller:
         return PollOutcome(feed.name, "error", error=reason, consecutive_failures=streak,
                            retry_after=retry_after)
 
-    async def _poll(self, feed: FeedSettings, fence: int | None) -> PollOutcome:
-        snapshot = await self.state.load(feed.name, fingerprints=False)
+    async def _poll(self, feed: FeedSettings, fence: int | None,
+                    meta: dict[str, str] | None) -> PollOutcome:
+        snapshot = state_snapshot(meta) if meta is not None else \
+            await self.state.load(feed.name, fingerprints=False)
         with metrics.FETCH_SECONDS.time():
             result = await self.fetcher.fetch(
                 feed.url, timeout=self.config.timeout(feed),

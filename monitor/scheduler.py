@@ -146,7 +146,7 @@ class FeedScheduler:
     async def _turn(self, feed: FeedSettings) -> None:
         lease: Lease | None = None
         try:
-            lease = await self.leases.acquire(feed.name, self.poll_budget(feed))
+            lease = await self.leases.acquire(feed.name, self.poll_budget(feed), meta=True)
         except StateError as exc:  # Redis is down: a failed poll, backed off as such
             outcome = PollOutcome(feed.name, "error", error=str(exc))
             log.warning("poll failed", feed=feed.name, status="error", error=str(exc))
@@ -156,7 +156,7 @@ class FeedScheduler:
                 log.debug("turn skipped: another poller holds the lease",
                           feed=feed.name)
                 return
-            outcome = await self.poller.poll(feed, fence=lease.fence)
+            outcome = await self.poller.poll(feed, fence=lease.fence, meta=lease.meta)
         if outcome.status == "superseded":  # another poller has the feed now
             return
         delay = self.delay_after(feed, outcome)

@@ -70,6 +70,19 @@ async def test_holder_takes_its_lease_again_with_a_newer_fence(
     assert await a.holder("f") is None
 
 
+async def test_lease_carries_the_feed_meta_when_asked(redis_client: aioredis.Redis) -> None:
+    leases = FeedLeases(redis_client, "poller-a")
+    await redis_client.hset(keys.meta("f"), mapping={"baselined": "1", "etag": '"v2"'})
+    lease = await leases.acquire("f", 10, meta=True)
+    assert lease is not None and lease.fence == 1
+    assert lease.meta == {"baselined": "1", "etag": '"v2"'}
+    assert await FeedLeases(redis_client, "poller-b").acquire("f", 10, meta=True) is None
+    again = await leases.acquire("g", 10, meta=True)  # no meta yet: an empty hash
+    assert again is not None and again.meta == {}
+    plain = await leases.acquire("h", 10)
+    assert plain is not None and plain.meta is None
+
+
 async def test_keep_records_the_next_poll_only_for_the_current_lease(
         redis_client: aioredis.Redis) -> None:
     a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
