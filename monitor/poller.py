@@ -19,7 +19,6 @@ from monitor.models import Entry, Notice
 from monitor.settings import Config, FeedSettings
 from monitor.sources import parse_document
 from monitor.state import FeedState, Snapshot
-from monitor.state import snapshot as state_snapshot
 
 log = structlog.get_logger("livewatch.poll")
 
@@ -79,7 +78,7 @@ class Poller:
 
     async def _poll(self, feed: FeedSettings, fence: int | None,
                     meta: dict[str, str] | None) -> PollOutcome:
-        snapshot = state_snapshot(meta) if meta is not None else \
+        snapshot = Snapshot.read(meta) if meta is not None else \
             await self.state.load(feed.name, fingerprints=False)
         with metrics.FETCH_SECONDS.time():
             result = await self.fetcher.fetch(

@@ -50,16 +50,16 @@ class Snapshot:
     #: parse the page (304 or an unchanged body).
     coverage_end: float | None = None
 
-
-def snapshot(meta: dict[str, str], fingerprints: dict[str, str] | None = None) -> Snapshot:
-    """A feed's `Snapshot` from its meta hash (and fingerprints hash, when read)."""
-    return Snapshot(
-        baselined=meta.get("baselined") == "1", fingerprints=fingerprints or {},
-        etag=meta.get("etag"), last_modified=meta.get("last_modified"),
-        body_hash=meta.get("body_hash"), identity=meta.get("identity") or "id",
-        max_events=int(meta.get("max_events") or 0),
-        coverage_end=float(meta["coverage_end"]) if meta.get("coverage_end") else None,
-    )
+    @classmethod
+    def read(cls, meta: dict[str, str], fingerprints: dict[str, str] | None = None) -> Snapshot:
+        """A feed's snapshot from its meta hash (and fingerprints hash, when read)."""
+        return cls(
+            baselined=meta.get("baselined") == "1", fingerprints=fingerprints or {},
+            etag=meta.get("etag"), last_modified=meta.get("last_modified"),
+            body_hash=meta.get("body_hash"), identity=meta.get("identity") or "id",
+            max_events=int(meta.get("max_events") or 0),
+            coverage_end=float(meta["coverage_end"]) if meta.get("coverage_end") else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ class FeedState:
             prints: dict[str, str] = rest[0] if rest else {}
         except RedisError as exc:
             raise StateError(f"cannot read state of feed {feed!r}: {exc}") from exc
-        return snapshot(meta, prints)
+        return Snapshot.read(meta, prints)
 
     async def previous_texts(self, feed: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """The last recorded (title, text) of each entry in `ids` that has one."""

@@ -139,7 +139,7 @@ class Matcher:
                 entries = listed.get(index, [])
                 if len(entries) > 1:
                     entries.sort()
-                hits = tuple([_new_tuple(Hit, (label, FIELD_NAMES[rank], start, end))
+                hits = tuple([_hit(label, FIELD_NAMES[rank], start, end)
                               for (rank, start, end), _, label in entries])
             matches.append(_rule_match(rule.name, hits))
         return matches
