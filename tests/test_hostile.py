@@ -98,6 +98,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
              .encode(), None, {}),
         Case("/script.rss", rss([Item("s1", "pwned <script>x</script>", SCRIPT, 1)]).encode(),
              None, {}),
+        # markup a regex backtracked on quadratically, and `<div/>`s the depth guard did not
+        # count (tests/test_linear_time.py)
+        Case("/ldspaces.html", linear_page(" " * 100_000, "Calm"), None,
+             {"content_type": "text/html"}, "kind: liveblog"),
+        Case("/unclosed.html", linear_page("", "<script" * 15_000, "<!--" * 25_000,
+                                           "<" + " " * 100_000, tail="<b" * 50_000),
+             None, {"content_type": "text/html"}, "kind: liveblog"),
+        Case("/tags.rss", rss([Item("t1", "<" + " " * 100_000, "<b" * 50_000, 1)]).encode(),
+             None, {}),
+        Case("/selfclosing.html", ("<html><body>" + "<div/>" * 100_000).encode(),
+             "HTML nested more than 5000 elements deep", {"content_type": "text/html"},
+             "kind: liveblog"),
     ]
     return {case.path.strip("/").split(".")[0]: case for case in cases}
 
@@ -264,3 +276,28 @@ channels:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def linear_page(space: str, *bodies: str, tail: str = "") -> bytes:
+    """A live-blog page: `space` around the JSON-LD and inside it, one update per body, and
+    `tail` left unclosed at the end of the page."""
+    updates = [{"@type": "BlogPosting", "headline": f"Update {i}", "articleBody": body}
+               for i, body in enumerate(bodies)]
+    block = json.dumps({"@context": "https://schema.org", "@type": "LiveBlogPosting",
+                        "headline": "Live", "liveBlogUpdate": updates})
+    return (f'<html><head><script type="application/ld+json">{space}{{{space}{block[1:]}'
+            f"{space}</script></head><body><p>{tail}").encode()
+
+
+@pytest.mark.parametrize(("name", "entries"), [("ldspaces", 1), ("unclosed", 3), ("tags", 1),
+                                               ("selfclosing", 0)])
+async def test_pathological_markup_parses_in_linear_time(poller: Poller, corpus: dict[str, Case],
+                                                         name: str, entries: int) -> None:
+    started = time.process_time()  # the parse runs in a thread: CPU of every thread
+    outcome = await poller.poll(poller.config.feed(name))
+    assert time.process_time() - started < 2  # measured: < 0.2 s (before: 5 s to minutes)
+    error = corpus[name].error
+    if error is None:
+        assert outcome.status == "baseline" and outcome.entries == entries, outcome
+    else:
+        assert outcome.status == "error" and re.search(error, outcome.error or ""), outcome

@@ -165,3 +165,28 @@ def test_clean_text_keeps_its_output_on_any_text(text: str) -> None:
 def test_clean_text_keeps_its_output_on_live_blog_text(text: str) -> None:
     for variant in (text, f"<p>{text}</p>\n\n <p> {text}</p>", text.replace(" ", "  \n ")):
         assert clean_text(variant) == reference_clean(variant)
+
+
+#: Markup pieces the linear scans of `clean_text` treat specially: blocks of each kind, opened
+#: and closed in any case (`ſ`, `İ` and `ı` match `s`/`i` case-insensitively, not all alike),
+#: unclosed; tags without their `>`; spaces and `/` inside tags.
+MARKUP = ["<script", "<SCRİPT", "<ſcript", "<scrıpt", "<style", "<noScript", "<template",
+          "</script", "</SCRIPT", "</ſcript", "</scrİpt", "</style", "</noscript", "</template",
+          "<!--", "-->", "--", "<!", ">", "/>", "<", "</", " ", "\n", "/", "<p", "<BR", "<a",
+          "x", "&amp;", "<?", "<div", "< / p>"]
+
+
+@settings(max_examples=1000)
+@given(st.lists(st.sampled_from(MARKUP), max_size=12).map("".join))
+def test_clean_text_keeps_its_output_on_markup(text: str) -> None:
+    assert clean_text(text) == reference_clean(text)
+
+
+@pytest.mark.parametrize("text", [
+    "<script>a<script>b</script>c<script>d", "<!-- a <!-- b --> c <!-- d", "<style>x</STYLE >y",
+    "<script>x</ſcript>y</script>z", "<scrİpt>x</script>y", "<ſcript>x</ſcript><ſcript>y",
+    "<a<a<a <b>x</b> <a<a", "<p<br/>x", "<  /  p  >x<  p", "<\n/\np\n>x", "a > b < c",
+    "<script>" * 50 + "x" + "</script>" * 2, "<!--" * 50 + "-->" + "<!--" * 3,
+])
+def test_clean_text_keeps_its_output_on_unclosed_markup(text: str) -> None:
+    assert clean_text(text) == reference_clean(text)

@@ -7,7 +7,18 @@
 * XML with more than `max_entries` items is cut after that many, before feedparser builds
   them all (100,000 items take feedparser ~14 s and ~150 MB; 1,000 take ~0.15 s).
 * HTML nested deeper than `max_depth` is refused: lexbor's tree builder is quadratic in the
-  nesting depth (100,000 nested `<div>`s take ~28 s, 5,000 ~0.04 s).
+  nesting depth of HTML elements (100,000 nested `<div>`s take ~28 s, 5,000 ~0.04 s; nested
+  SVG elements are cheap). The depth is estimated from the tags as the parser nests them:
+  `/>` is ignored on HTML elements (`<div/>` opens a div, like `<div>`; void elements such as
+  `<br/>` never open) and closes any element in foreign content (inside `<svg>` or `<math>`,
+  until an HTML element such as `<div>` ends it; the integration points `<foreignObject>`,
+  `<desc>`, `<title>`, `<mi>`, … hold HTML again); an end tag closes an element only if one of
+  its name is open (the parser ignores a stray `</x>`); elements the parser closes implicitly
+  (`<p>`, `<li>`, `<td>`, …) are not counted. It stays a tag-level estimate: text the
+  tokenizer does not read as tags (comments, `<script>`, quoted attribute values) and the tree
+  builder's scopes (`<table>`, `<select>`, `<template>`) are not modelled.
+
+The scans are linear in the document: page content is untrusted.
 """
 
 from __future__ import annotations
@@ -21,10 +32,23 @@ _DOCTYPE_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\b")
 _ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
 _TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9-]*)[^>]*?(/?)>")
-#: Elements without an end tag, and elements the HTML parser closes implicitly (never deep).
-_FLAT = frozenset(
-    b"area base br col embed hr img input link meta param source track wbr "
+#: Elements without content: `<br>` and `<br/>` never open.
+_VOID = frozenset(b"area base br col embed hr img input keygen link meta param source track "
+                  b"wbr".split())
+#: Void elements, and elements the HTML parser closes implicitly (never deep).
+_FLAT = _VOID | frozenset(
     b"p li dt dd option optgroup tr td th thead tbody tfoot colgroup rb rt rp".split())
+#: Roots of foreign content, where `/>` closes any element.
+_FOREIGN = frozenset((b"svg", b"math"))
+#: HTML elements that end foreign content (the HTML standard's list; `font` even without
+#: attributes, to be safe).
+_BREAKOUT = frozenset(
+    b"b big blockquote body br center code dd div dl dt em embed font h1 h2 h3 h4 h5 h6 head hr "
+    b"i img li listing menu meta nobr ol p pre ruby s small span strong strike sub sup table tt "
+    b"u ul var".split())
+#: Foreign elements whose content is HTML (SVG and MathML integration points; taken as such
+#: in either namespace, to be safe).
+_INTEGRATION = frozenset(b"foreignobject desc title mi mo mn ms mtext annotation-xml".split())
 
 
 def check_xml(body: bytes) -> None:
@@ -45,22 +69,74 @@ def trim_xml_entries(body: bytes, max_entries: int) -> bytes:
 
 
 def html_depth(text: str | bytes, stop_at: int) -> int:
-    """An upper estimate of the element nesting depth of an HTML page (stops at `stop_at`)."""
+    """An estimate of the element nesting depth of an HTML page (stops at `stop_at`): see the
+    module docstring for how tags count."""
     data = text.encode("utf-8", "replace") if isinstance(text, str) else text
     depth = deepest = 0
-    for match in _TAG.finditer(data):
+    opened: dict[bytes, int] = {}  # counted open elements by name
+    foreign: list[bytes] = []  # open elements of the SVG/MathML content the tags are in
+    island: list[bytes] | None = None  # open elements in an HTML integration point of it
+    # A tag ends at a `>`: none starts after the last one, and `finditer` would scan from each
+    # `<` there to the end of the page (quadratic on `<a<a<a…`).
+    for match in _TAG.finditer(data, 0, data.rfind(b">") + 1):
         closing, name, self_closing = match.groups()
-        if self_closing or name.lower() in _FLAT:
-            continue
+        name = name.lower()
         if closing:
-            depth = max(0, depth - 1)
-        else:
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest >= stop_at:
-                    break
+            if foreign:
+                foreign, island = _close_foreign(foreign, island, name)
+            count = opened.get(name)
+            if count:  # else the parser ignores it
+                opened[name] = count - 1
+                depth -= 1
+            continue
+        if not foreign:  # HTML: `/>` is ignored but on void elements (and <svg/>, <math/>)
+            if name in _FLAT or (self_closing and name in _FOREIGN):
+                continue
+            if name in _FOREIGN:
+                foreign = [name]
+        elif island is None and name not in _BREAKOUT:  # SVG/MathML: `/>` closes
+            if self_closing:
+                continue
+            foreign.append(name)
+            if name in _INTEGRATION:
+                island = []
+        elif island is None:  # an HTML element ends foreign content
+            foreign = []
+            if name in _FLAT:
+                continue
+        else:  # HTML in an integration point
+            if name not in _VOID:
+                island.append(name)
+            if name in _FLAT:
+                continue
+        opened[name] = opened.get(name, 0) + 1
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest >= stop_at:
+                break
     return deepest
+
+
+def _close_foreign(foreign: list[bytes], island: list[bytes] | None,
+                   name: bytes) -> tuple[list[bytes], list[bytes] | None]:
+    """(foreign, island) after the end tag `name` in foreign content. Anything irregular
+    counts as the end of foreign content (then `/>` counts as open: an over-estimate)."""
+    if island is None:
+        for index in range(len(foreign) - 1, -1, -1):  # from the top: amortised linear
+            if foreign[index] == name:
+                del foreign[index:]
+                return foreign, None
+        return [], None  # the parser reads it as HTML, which may close the foreign root
+    if island:
+        if island[-1] == name:
+            island.pop()
+            return foreign, island
+        return [], None
+    if foreign[-1] == name:  # the integration point closes: back in foreign content
+        foreign.pop()
+        return foreign, None
+    return [], None
 
 
 def check_html(text: str | bytes, max_depth: int) -> None:

@@ -24,8 +24,10 @@ MAX_SCRIPTS = 100
 #: How deep `nodes` looks for typed objects (JSON-LD nests a few levels, not hundreds).
 MAX_DEPTH = 12
 
-_WRAPPER_START = re.compile(r"^\s*(?://|/\*)?\s*(?:<!\[CDATA\[|<!--)\s*(?:\*/)?")
-_WRAPPER_END = re.compile(r"(?://|/\*)?\s*(?:\]\]>|-->)\s*(?:\*/)?\s*$")
+#: How a wrapper opens and closes (each optionally after `//` or inside `/* */`).
+_WRAPPER_OPEN = ("<![CDATA[", "<!--")
+_WRAPPER_CLOSE = ("]]>", "-->")
+_JS_COMMENT = ("//", "/*")
 _DECODER = json.JSONDecoder(strict=False)  # strict=False: raw control characters in strings
 _ESCAPABLE = frozenset('"\\/bfnrtu')
 _SPECIAL = re.compile(r'["/\]}]')
@@ -49,12 +51,31 @@ def json_ld_blocks(tree: LexborHTMLParser) -> list[Any]:
 
 def load_json_ld(text: str) -> list[Any]:
     """The JSON values of one script's text, repaired if needed; [] if beyond repair."""
-    text = _WRAPPER_END.sub("", _WRAPPER_START.sub("", text, count=1), count=1).strip()
+    text = strip_wrapper(text)
     for attempt in _attempts(text):
         values = _decode_all(attempt)
         if values is not None:
             return values
     return []
+
+
+def strip_wrapper(text: str) -> str:
+    """`text` stripped, without a CDATA or HTML-comment wrapper (`<![CDATA[ … ]]>`,
+    `<!-- … -->`; each marker optionally after `//` or inside `/* */`: `//<![CDATA[`,
+    `/*<![CDATA[*/`). String methods, not regexes: page content controls the whitespace, and
+    a `\\s*` next to a `\\s*` backtracks quadratically on a run of it."""
+    start = text.lstrip()
+    if start.startswith(_JS_COMMENT):
+        start = start[2:].lstrip()
+    for marker in _WRAPPER_OPEN:
+        if start.startswith(marker):
+            text = start[len(marker):].lstrip().removeprefix("*/")
+            break
+    end = text.rstrip().removesuffix("*/").rstrip()  # a closing marker ends ">", not "*/"
+    if end.endswith(_WRAPPER_CLOSE):
+        end = end[:-3].rstrip()
+        text = end[:-2] if end.endswith(_JS_COMMENT) else end
+    return text.strip()
 
 
 def _attempts(text: str) -> Iterator[str]:
