@@ -153,7 +153,7 @@ HTML_PAGE = (b"<!DOCTYPE html>\n<html lang='en-GB'><head><title>Live: the budget
 
 @pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", None, "application/xml"])
 def test_html_page_is_not_a_feed(content_type: str | None) -> None:
-    with pytest.raises(ParseError, match="looks like an HTML page"):
+    with pytest.raises(ParseError, match="an HTML page without schema"):
         parse_document("auto", HTML_PAGE, BASE, content_type)
 
 

@@ -3,9 +3,11 @@
 `parse_document(kind, ...)` parses with the named source, or with `kind="auto"` detects what the
 document is: the body is sniffed first (servers often send feeds as `text/html` or
 `application/octet-stream`), the `Content-Type` only breaks ties. Detection goes by document
-*format* (`json`, `xml`, `html`) through `_AUTO`. An HTML page is a live blog when its JSON-LD
-has a schema.org LiveBlogPosting, else it is read with the feed's CSS `selectors` if it has any,
-else it is a ParseError telling the operator to configure `kind: html` with `selectors`.
+*format* (`json`, `xml`, `html`) through `_AUTO`. An HTML page is read, in order: as a live
+blog from schema.org LiveBlogPosting (JSON-LD, else microdata or RDFa) when that lists
+updates; with the feed's CSS `selectors` if it has any; by the update finder
+(`monitor.sources.finder`: repeated timed blocks, or time headings with paragraphs); else it
+is a ParseError saying why each declined.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from monitor.sources.base import (
     Source,
     SourceOptions,
     html_tree,
+    page_base,
 )
 from monitor.sources.feeds import FeedSource, parse_feed
+from monitor.sources.finder import find_updates, page_clock
 from monitor.sources.html import HtmlSource, select_entries
 from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries, load_json
 from monitor.sources.liveblog import LiveBlogSource, parse_live_blog
@@ -141,15 +145,23 @@ def _auto_html(body: bytes, url: str, content_type: str | None,
                options: SourceOptions) -> ParsedDocument:
     tree = html_tree(body, content_type, options.max_html_depth)
     live = parse_live_blog(tree, url, options.max_entries)
-    if live is not None:
+    if live is not None and live.entries:
         return live
     if options.selectors is not None:
         return ParsedDocument("html", select_entries(tree, url, options.selectors,
                                                      options.max_entries))
+    found = find_updates(tree, url, page_base(tree, url),
+                         page_clock(tree, live.page.modified if live and live.page else None),
+                         options.max_entries)
+    if not isinstance(found, str):
+        return ParsedDocument("liveblog", found.entries, live.page if live else None)
+    if live is not None:  # a live blog without updates yet
+        return live
     raise ParseError(
-        "not a feed and no live blog (looks like an HTML page without schema.org "
-        "LiveBlogPosting JSON-LD); to read it, set `kind: html` and `selectors` for this feed "
-        "(at least `item`, a CSS selector matching one entry)")
+        "not a feed and no live blog (an HTML page without schema.org LiveBlogPosting in "
+        f"JSON-LD, microdata or RDFa, and no updates found in its markup: {found}); to read "
+        "it, set `kind: html` and `selectors` for this feed (at least `item`, a CSS selector "
+        "matching one entry)")
 
 
 #: Format -> parser used by `auto`.

@@ -1,4 +1,5 @@
-"""Live-blog pages described by schema.org `LiveBlogPosting` JSON-LD.
+"""Live-blog pages described by schema.org `LiveBlogPosting` in JSON-LD, else in microdata or
+RDFa (`monitor.sources.microdata` reads those into the JSON-LD shape).
 
 Updates come from `liveBlogUpdate` (a list or one object), `blogPost` and `blogPosts` of every
 LiveBlogPosting found in any JSON-LD block (top-level arrays, `@graph`, nested properties).
@@ -31,6 +32,7 @@ from monitor.sources.base import (
     parse_datetime,
 )
 from monitor.sources.jsonld import json_ld_blocks, nodes, types_of
+from monitor.sources.microdata import microdata_items, rdfa_items
 from monitor.textnorm import clean_text
 from monitor.urls import canonical_url
 
@@ -59,14 +61,17 @@ class LiveBlogSource:
 def parse_live_blog(tree: LexborHTMLParser, url: str,
                     max_entries: int = MAX_ENTRIES) -> ParsedDocument | None:
     """The live blog of a parsed page, or None when its JSON-LD has no LiveBlogPosting."""
-    blogs = [node for value in json_ld_blocks(tree) for node in nodes(value)
-             if LIVE_BLOG_TYPE in types_of(node)]
+    blogs = _blogs(json_ld_blocks(tree)) or _blogs([*microdata_items(tree), *rdfa_items(tree)])
     if not blogs:
         return None
     base = page_base(tree, url)
     updates = [update for blog in blogs for update in _updates(blog)]
     return ParsedDocument("liveblog", _entries(updates, base, url, max_entries),
                           _page_info(blogs[0]))
+
+
+def _blogs(values: list[Any]) -> list[dict[str, Any]]:
+    return [node for value in values for node in nodes(value) if LIVE_BLOG_TYPE in types_of(node)]
 
 
 def _updates(blog: dict[str, Any]) -> list[dict[str, Any]]:
@@ -144,7 +149,7 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         return ""
     text = clean_text(value)
-    return clean_text(text) if _ESCAPED_TAG.search(text) else text
+    return clean_text(text) if _ESCAPED_TAG.search(text, 0, text.rfind(">") + 1) else text
 
 
 def _author(value: Any) -> str | None:
