@@ -27,8 +27,9 @@ from monitor.sources.base import (
     html_tree,
     page_base,
 )
+from monitor.sources.blocks import page_clock
 from monitor.sources.feeds import FeedSource, parse_feed
-from monitor.sources.finder import find_updates, page_clock
+from monitor.sources.finder import find_updates
 from monitor.sources.html import HtmlSource, select_entries
 from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries, load_json
 from monitor.sources.liveblog import LiveBlogSource, parse_live_blog

@@ -54,7 +54,8 @@ class LiveBlogSource:
         document = parse_live_blog(html_tree(body, content_type, options.max_html_depth), url,
                                    options.max_entries)
         if document is None:
-            raise ParseError("no schema.org LiveBlogPosting in the page's JSON-LD")
+            raise ParseError("no schema.org LiveBlogPosting in the page's JSON-LD, microdata "
+                             "or RDFa")
         return document
 
 
