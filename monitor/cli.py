@@ -20,6 +20,7 @@ from monitor import __version__
 from monitor.config_loader import load_config
 from monitor.control import Control, serve
 from monitor.errors import ConfigError, LivewatchError, StateError
+from monitor.inspector import inspect_command
 from monitor.logs import configure_logging
 from monitor.runtime import redis_client
 from monitor.secretcheck import env_values, redact, world_readable_secrets
@@ -185,3 +186,6 @@ def status(config_path: Path, as_json: bool) -> None:
         out = Console(highlight=False)
         out.print(f"redis {st.redact(url)}")
         st.render(report, out)
+
+
+main.add_command(inspect_command)

@@ -14,10 +14,9 @@ from monitor import metrics
 from monitor.diff import Change, diff_entries
 from monitor.errors import FetchError, ParseError, StateError
 from monitor.fetch import Fetcher, FetchResult
-from monitor.limits import guarded_parse
 from monitor.models import Entry, Notice
+from monitor.reading import read_document
 from monitor.settings import Config, FeedSettings
-from monitor.sources import parse_document
 from monitor.state import FeedState, Snapshot
 
 log = structlog.get_logger("livewatch.poll")
@@ -104,12 +103,9 @@ class Poller:
     async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult,
                                 snapshot: Snapshot, fence: int | None = None) -> PollOutcome:
         assert result.body is not None
-        limits = self.config.fetch
         with metrics.PARSE_SECONDS.time():
-            document = await guarded_parse(
-                feed.name, limits.parse_timeout, parse_document, feed.kind, result.body,
-                result.url, result.content_type, feed.selectors,
-                max_entries=limits.max_entries, max_html_depth=limits.max_html_depth)
+            document = await read_document(self.config, feed.name, feed.kind, result.body,
+                                           result.url, result.content_type, feed.selectors)
         if not document.entries and snapshot.fingerprints:
             raise ParseError(f"no entries found (had {len(snapshot.fingerprints)}): the page "
                              "may have changed shape or be behind a login or paywall")

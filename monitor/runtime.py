@@ -57,7 +57,7 @@ async def redis_client(settings: RedisSettings, url: str | None = None, *,
         found = settings.sentinel
         if found is not None:
             secret = found.sentinel_password
-            sentinel = Sentinel(found.addresses, sentinel_kwargs={  # type: ignore[no-untyped-call]
+            sentinel = Sentinel(found.addresses, sentinel_kwargs={  # type: ignore[no-untyped-call, unused-ignore]
                 "password": secret.get_secret_value() if secret else None, **options})
             for watcher in sentinel.sentinels:
                 stack.push_async_callback(watcher.aclose)

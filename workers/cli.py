@@ -19,9 +19,10 @@ from monitor.cli import (
 from monitor.control import Control
 from monitor.errors import LivewatchError
 from monitor.fetch import Fetcher
+from monitor.inspector import describe
 from monitor.logs import configure_logging
+from monitor.reading import read_document
 from monitor.settings import Config
-from monitor.sources import parse_document
 from workers.match import Matcher
 from workers.service import run_all, run_workers
 
@@ -69,14 +70,16 @@ async def _poll_once(config: Config, names: tuple[str, ...], out: Console) -> in
                                              max_body=config.defaults.max_body,
                                              headers=feed.headers)
                 assert result.body is not None
-                document = parse_document(feed.kind, result.body, result.url,
-                                          result.content_type, feed.selectors)
+                document = await read_document(config, feed.name, feed.kind, result.body,
+                                               result.url, result.content_type, feed.selectors)
             except LivewatchError as exc:
                 out.print(f"[red]failed:[/] {exc}", markup=True)
                 failures += 1
                 continue
+            how = f" (read by {describe(document.strategy, document.kind)})" \
+                if document.strategy else ""
             out.print(f"detected kind: [bold]{document.kind}[/], "
-                      f"{len(document.entries)} entries")
+                      f"{len(document.entries)} entries{how}", highlight=False)
             if document.page is not None and document.page.coverage_end is not None:
                 out.print(f"coverage ended: {document.page.coverage_end.isoformat()}")
             for entry in document.entries:

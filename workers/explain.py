@@ -16,13 +16,13 @@ from pathlib import Path
 import click
 
 from monitor.cli import config_option, load_or_exit
-from monitor.errors import LivewatchError
-from monitor.fetch import Fetcher
+from monitor.errors import LivewatchError, ParseError
 from monitor.logs import configure_logging
 from monitor.models import Entry
 from monitor.query import And, Node, Not, Or, Term
+from monitor.reading import fetch_document, read_document, read_file
 from monitor.settings import Config
-from monitor.sources import parse_document
+from monitor.sources import sniff_format
 from monitor.textnorm import clean_text, match_form, normalize_phrase
 from workers.match import Hit, Matcher, snippet
 from workers.query import CompiledRule, Trace, evaluate, near
@@ -120,30 +120,24 @@ def explain(matcher: Matcher, rule_name: str, entry: Entry) -> Explanation:
 
 def _entries(config: Config, text: str | None, url: str | None, file: Path | None,
              title: str, author: str | None) -> list[Entry]:
+    """The entries to test, read as the service reads them (`monitor.reading`): a plain-text
+    file is one text; a page or feed that the service reads to nothing is a ParseError."""
     if text is not None:
         return [Entry("text", None, clean_text(title), clean_text(text), author)]
     if file is not None:
-        body = file.read_bytes()
-        if body.lstrip()[:1] in (b"<", b"{"):
-            try:
-                return parse_document("auto", body, file.resolve().as_uri(), None).entries
-            except LivewatchError:
-                pass  # not a feed or live blog: the file is the text
-        raw = body.decode("utf-8", errors="replace")
-        return [Entry(file.name, None, clean_text(title), clean_text(raw), author)]
+        body = read_file(config, file)
+        if sniff_format(body, None) == "unknown":  # plain text, not a document
+            raw = body.decode("utf-8", errors="replace")
+            return [Entry(file.name, None, clean_text(title), clean_text(raw), author)]
+        return asyncio.run(read_document(config, str(file), "auto", body,
+                                         file.resolve().as_uri(), None, None)).entries
     assert url is not None
-    feed = next((f for f in config.feeds if f.url == url), None)
-    return asyncio.run(_fetch(config, url, feed.kind if feed else "auto",
-                              feed.selectors if feed else None))
-
-
-async def _fetch(config: Config, url: str, kind: str, selectors: object) -> list[Entry]:
-    async with Fetcher.from_config(config) as fetcher:
-        result = await fetcher.fetch(url, timeout=config.defaults.timeout,
-                                     max_body=config.defaults.max_body)
-    assert result.body is not None
-    return parse_document(kind, result.body, result.url, result.content_type,
-                          selectors).entries  # type: ignore[arg-type]
+    feed = next((f for f in config.feeds if str(f.url) == url), None)
+    _, document = asyncio.run(fetch_document(
+        config, url, kind=feed.kind if feed else "auto",
+        selectors=feed.selectors if feed else None, headers=feed.headers if feed else None,
+        timeout=config.timeout(feed) if feed else None))
+    return document.entries
 
 
 @click.command("test-rule")
@@ -169,6 +163,10 @@ def test_rule(config_path: Path, rule: str, text: str | None, url: str | None,
     matcher = Matcher([r for r in config.rules if r.name == rule])
     try:
         entries = _entries(config, text, url, file, title, author)
+    except ParseError as exc:
+        click.echo(f"error: the service reads {file or url} to no entries: {exc} (to test "
+                   "a text as a whole, pass it with --text)", err=True)
+        sys.exit(2)
     except LivewatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

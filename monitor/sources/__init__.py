@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from monitor.errors import ParseError
 from monitor.settings import SelectorSettings
+from monitor.sources.appstate import app_state_updates
 from monitor.sources.base import (
     MAX_ENTRIES,
     MAX_HTML_DEPTH,
@@ -29,8 +30,9 @@ from monitor.sources.base import (
 )
 from monitor.sources.blocks import page_clock
 from monitor.sources.feeds import FeedSource, parse_feed
-from monitor.sources.finder import find_updates
+from monitor.sources.finder import FoundUpdates, find_updates
 from monitor.sources.html import HtmlSource, select_entries
+from monitor.sources.join import join_markup
 from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries, load_json
 from monitor.sources.liveblog import LiveBlogSource, parse_live_blog
 
@@ -54,15 +56,18 @@ _HTML_STARTS = ("<!doctype html", "<html", "<head", "<body", "<meta ", "<meta>",
 def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
                    selectors: SelectorSettings | None = None, *,
                    max_entries: int = MAX_ENTRIES,
-                   max_html_depth: int = MAX_HTML_DEPTH) -> ParsedDocument:
+                   max_html_depth: int = MAX_HTML_DEPTH,
+                   explain: bool = False) -> ParsedDocument:
     """Parse `body` as `kind` ("auto" detects it); raise ParseError if it is not that.
 
     `selectors` are the feed's (`kind: html`, or `auto` for pages without live-blog JSON-LD);
     at most `max_entries` entries are read, and HTML nested deeper than `max_html_depth` is
-    refused. Each entry's `version` is computed here (parsing runs in a thread).
+    refused; `explain` also works out the document's `pin` selectors. Each entry's `version`
+    is computed here (parsing runs in a thread).
     """
     document = _parse(kind, body, url, content_type, SourceOptions(
-        selectors=selectors, max_entries=max_entries, max_html_depth=max_html_depth))
+        selectors=selectors, max_entries=max_entries, max_html_depth=max_html_depth,
+        explain=explain))
     for entry in document.entries:  # here, in the parsing thread, not on the event loop
         _ = entry.version
     return document
@@ -146,23 +151,49 @@ def _auto_html(body: bytes, url: str, content_type: str | None,
                options: SourceOptions) -> ParsedDocument:
     tree = html_tree(body, content_type, options.max_html_depth)
     live = parse_live_blog(tree, url, options.max_entries)
+    base = page_base(tree, url)
+    clock = page_clock(tree, live.page.modified if live and live.page else None)
+    explain = options.explain
     if live is not None and live.entries:
-        return live
+        return _joined(live, find_updates(tree, url, base, clock, options.max_entries, explain))
+    declined = [f"{live.strategy}: a LiveBlogPosting without updates" if live is not None
+                else "structured data: no schema.org LiveBlogPosting in JSON-LD, microdata "
+                     "or RDFa"]
     if options.selectors is not None:
         return ParsedDocument("html", select_entries(tree, url, options.selectors,
-                                                     options.max_entries))
-    found = find_updates(tree, url, page_base(tree, url),
-                         page_clock(tree, live.page.modified if live and live.page else None),
-                         options.max_entries)
+                                                     options.max_entries),
+                              strategy="selectors", declined=declined)
+    state = app_state_updates(tree, base, options.max_entries)
+    if not isinstance(state, str):
+        return ParsedDocument("liveblog", state, live.page if live else None,
+                              strategy="app-state", declined=declined)
+    declined.append(f"app-state: {state}")
+    found = find_updates(tree, url, base, clock, options.max_entries, explain)
     if not isinstance(found, str):
-        return ParsedDocument("liveblog", found.entries, live.page if live else None)
+        return ParsedDocument("liveblog", found.entries, live.page if live else None,
+                              strategy=f"finder:{found.shape}", declined=declined,
+                              pin=found.selectors)
+    declined.append(f"finder: {found}")
     if live is not None:  # a live blog without updates yet
+        live.declined = declined[1:]
         return live
     raise ParseError(
         "not a feed and no live blog (an HTML page without schema.org LiveBlogPosting in "
-        f"JSON-LD, microdata or RDFa, and no updates found in its markup: {found}); to read "
-        "it, set `kind: html` and `selectors` for this feed (at least `item`, a CSS selector "
-        "matching one entry)")
+        f"JSON-LD, microdata or RDFa, no updates in embedded app state ({state}), and no "
+        f"updates found in its markup: {found}); `livewatch inspect URL` shows how it reads; "
+        "to pin it, set `kind: html` and `selectors` for this feed (at least `item`, a CSS "
+        "selector matching one entry)")
+
+
+def _joined(live: ParsedDocument, found: FoundUpdates | str) -> ParsedDocument:
+    """The structured live blog completed from the updates in its markup (`join_markup`)."""
+    if isinstance(found, str):
+        return live
+    live.pin = found.selectors
+    live.entries, changed = join_markup(live.entries, found.entries, found.lists)
+    if changed:
+        live.strategy += "+markup"
+    return live
 
 
 #: Format -> parser used by `auto`.

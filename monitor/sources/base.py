@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin
@@ -30,6 +30,8 @@ class SourceOptions:
     selectors: SelectorSettings | None = None
     max_entries: int = MAX_ENTRIES
     max_html_depth: int = MAX_HTML_DEPTH
+    #: Also work out `ParsedDocument.pin` (for `livewatch inspect`; the service never asks).
+    explain: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class ParsedDocument:
     kind: str
     entries: list[Entry]
     page: PageInfo | None = None
+    #: How the entries were read, for `auto` on HTML: `json-ld`, `microdata`, `rdfa`,
+    #: `selectors`, `app-state`, `finder:blocks`, `finder:ticker`, or a structured syntax
+    #: joined with the markup (`json-ld+markup`); "" when the kind says it all.
+    strategy: str = ""
+    #: The strategies tried before it and why each gave nothing, in order.
+    declined: list[str] = field(default_factory=list)
+    #: With `SourceOptions.explain`: `kind: html` selectors that read the updates found in
+    #: the markup ({} when none were).
+    pin: dict[str, str] = field(default_factory=dict)
 
 
 class Source(Protocol):

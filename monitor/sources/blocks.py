@@ -50,7 +50,7 @@ _MAX_SIBLINGS = 60
 #: Class or id words of page parts that are never live-blog updates, and words of those that
 #: are (a positive word lets a block through even with a negative one: `post-comments` no,
 #: `liveblog-post` yes).
-_NEGATIVE = re.compile(r"comment|reply|replies|related|teaser|recommend|promo|sidebar|"
+NEGATIVE_WORDS = re.compile(r"comment|reply|replies|related|teaser|recommend|promo|sidebar|"
                        r"footer|masthead|menu|newsletter|popular|trending|most-?read|"
                        r"breadcrumb|advert|sponsor|outbrain|taboola|playlist|carousel|"
                        r"schedule|fixture|standings|weather|ticker-?bar|tv-?guide|"
@@ -116,7 +116,7 @@ def negative(member: LexborNode) -> bool:
             return False
         words = " ".join(filter(None, (node.attributes.get("class"),
                                        node.attributes.get("id"))))
-        if words and _NEGATIVE.search(words) and not _POSITIVE.search(words):
+        if words and NEGATIVE_WORDS.search(words) and not _POSITIVE.search(words):
             return True
         node = node.parent
     return False
@@ -148,7 +148,7 @@ def ticker_parts(marker: LexborNode) -> list[LexborNode]:
 
 
 def block_entries(members: list[LexborNode], wrappers: dict[int, list[LexborNode]], base: str,
-                  page: str, clock: PageClock) -> list[Entry]:
+                  page: str, clock: PageClock) -> list[MarkupEntry]:
     """An Entry per block (its id read from the block, else from the `wrappers` around it)."""
     drafts: list[_Draft] = []
     for member in members:
@@ -169,12 +169,12 @@ def block_entries(members: list[LexborNode], wrappers: dict[int, list[LexborNode
             if junk is not None and junk.mem_id != member.mem_id:
                 junk.decompose()
         text = _strip_time(clean_text(member.html or ""))
-        drafts.append((ident, anchor, title, text, author, published))
+        drafts.append((ident, anchor, title, text, author, published, _list_items([member])))
     return _finish(drafts, base, page)
 
 
 def ticker_entries(markers: list[LexborNode], base: str, page: str,
-                   clock: PageClock) -> list[Entry]:
+                   clock: PageClock) -> list[MarkupEntry]:
     """An Entry per ticker heading, with the siblings after it as its body."""
     drafts: list[_Draft] = []
     for marker in markers:
@@ -197,20 +197,29 @@ def ticker_entries(markers: list[LexborNode], base: str, page: str,
             lead = clean_text(marker.html or "")
             parts = ticker_parts(marker)[1:]
         text = "\n\n".join(filter(None, [lead, *(clean_text(p.html or "") for p in parts)]))
-        drafts.append((ident, anchor, title, text.strip(), None, published))
+        drafts.append((ident, anchor, title, text.strip(), None, published, _list_items(parts)))
     return _finish(drafts, base, page)
 
 
-_Draft = tuple[str, bool, str, str, str | None, datetime | None]
+#: (id, whether it is an anchor, title, text, author, published, list items)
+_Draft = tuple[str, bool, str, str, str | None, datetime | None, tuple[str, ...]]
+#: An update's Entry and the clean text of each list item in its body (for the join with
+#: structured data, which often leaves lists out).
+MarkupEntry = tuple[Entry, tuple[str, ...]]
 
 
-def _finish(drafts: list[_Draft], base: str, page: str) -> list[Entry]:
+def _list_items(parts: list[LexborNode]) -> tuple[str, ...]:
+    return tuple(text for part in parts for item in part.css("li")
+                 if (text := clean_text(item.html or "")))
+
+
+def _finish(drafts: list[_Draft], base: str, page: str) -> list[MarkupEntry]:
     counts: dict[str, int] = defaultdict(int)
     for ident, *_ in drafts:
         if ident:
             counts[ident] += 1
-    entries: list[Entry] = []
-    for ident, anchor, title, text, author, published in drafts:
+    entries: list[MarkupEntry] = []
+    for ident, anchor, title, text, author, published, items in drafts:
         if not title and not text:
             continue
         if ident and counts[ident] == 1:
@@ -219,8 +228,8 @@ def _finish(drafts: list[_Draft], base: str, page: str) -> list[Entry]:
             url = link if anchor else page
         else:
             entry_id, url = "h:" + content_hash(title, text), page
-        entries.append(Entry(id=entry_id, url=url, title=title, text=text, author=author or None,
-                             published=published))
+        entries.append((Entry(id=entry_id, url=url, title=title, text=text,
+                              author=author or None, published=published), items))
     return entries
 
 

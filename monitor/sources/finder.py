@@ -31,6 +31,7 @@ from monitor.models import Entry
 from monitor.sources.base import unique_entries
 from monitor.sources.blocks import (
     ANCHOR_CSS,
+    HEADINGS,
     MAX_LEVELS,
     block_entries,
     inside,
@@ -56,10 +57,14 @@ _NUMBERED = re.compile(r"\d{3,}|[-_]\d+$")
 
 @dataclass
 class FoundUpdates:
-    """What the finder read: the updates and their shape."""
+    """What the finder read: the updates, their shape and, by entry id, the text of the list
+    items in each update's body."""
 
     shape: Literal["blocks", "ticker"]
     entries: list[Entry]
+    lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: With `explain`: `kind: html` selectors that read the same blocks ({} for a ticker).
+    selectors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,9 +79,10 @@ class _Candidate:
 
 
 def find_updates(tree: LexborHTMLParser, page_url: str, base: str, clock: PageClock,
-                 max_entries: int) -> FoundUpdates | str:
-    """The page's updates, or a sentence saying why none were found. Removes scripts and
-    other non-text elements from `tree` (call it after every reader that needs them)."""
+                 max_entries: int, explain: bool = False) -> FoundUpdates | str:
+    """The page's updates, or a sentence saying why none were found (with `explain`, also
+    selectors that read them). Removes scripts and other non-text elements from `tree`, and
+    takes the blocks apart: call it after every reader that needs them."""
     body = tree.body
     if body is None:
         return "the page has no body"
@@ -93,14 +99,40 @@ def find_updates(tree: LexborHTMLParser, page_url: str, base: str, clock: PageCl
         return f"{len(best.members)} {_describe(best)} carrying a time, but {best.reason}"
     chosen = _innermost(good)
     page = canonical_url(urljoin(page_url, "#").rstrip("#"))
+    selectors = pin_selectors(body, chosen.members) if explain and chosen.shape == "blocks" \
+        else {}
     if chosen.shape == "blocks":
-        entries = block_entries(chosen.members, chosen.wrappers, base, page, clock)
+        read = block_entries(chosen.members, chosen.wrappers, base, page, clock)
     else:
-        entries = ticker_entries(chosen.members, base, page, clock)
-    entries = unique_entries(entries, max_entries)
+        read = ticker_entries(chosen.members, base, page, clock)
+    entries = unique_entries((entry for entry, _ in read), max(max_entries, MIN_UPDATES))
     if len(entries) < MIN_UPDATES:
         return f"only {len(entries)} readable updates in {_describe(chosen)}"
-    return FoundUpdates(chosen.shape, entries)
+    del entries[max_entries:]  # the cap applies after the count: it never declines a page
+    return FoundUpdates(chosen.shape, entries, {entry.id: items for entry, items in read if items},
+                        selectors)
+
+
+def pin_selectors(body: LexborNode, members: list[LexborNode]) -> dict[str, str]:
+    """`kind: html` selectors matching `members` (and no other element), with the title,
+    time and id inside them where every member has one."""
+    item = _signature(members[0])
+    if any(_signature(m) != item for m in members):
+        item = members[0].tag or ""
+    parent = members[0].parent
+    if len(body.css(item)) != len(members) and parent is not None:
+        item = f"{_signature(parent)} > {item}"
+    selectors = {"item": item}
+    first = members[0]
+    title = next((h for h in first.css(", ".join(HEADINGS)) if h.text(deep=True).strip()), None)
+    if title is not None and all(m.css_first(title.tag or "") for m in members):
+        selectors["title"] = title.tag or ""
+    stamp = first.css_first("time")
+    if stamp is not None and all(m.css_first("time") for m in members):
+        selectors["time"] = "time@datetime" if stamp.attributes.get("datetime") else "time"
+    if all(m.attributes.get("id") for m in members):
+        selectors["id"] = "@id"
+    return selectors
 
 
 def _describe(candidate: _Candidate) -> str:

@@ -61,14 +61,19 @@ class LiveBlogSource:
 
 def parse_live_blog(tree: LexborHTMLParser, url: str,
                     max_entries: int = MAX_ENTRIES) -> ParsedDocument | None:
-    """The live blog of a parsed page, or None when its JSON-LD has no LiveBlogPosting."""
-    blogs = _blogs(json_ld_blocks(tree)) or _blogs([*microdata_items(tree), *rdfa_items(tree)])
+    """The live blog of a parsed page (its `strategy` the syntax it came in), or None when
+    neither its JSON-LD, nor its microdata, nor its RDFa describe a LiveBlogPosting."""
+    syntax, blogs = "json-ld", _blogs(json_ld_blocks(tree))
+    if not blogs:
+        syntax, blogs = "microdata", _blogs(microdata_items(tree))
+    if not blogs:
+        syntax, blogs = "rdfa", _blogs(rdfa_items(tree))
     if not blogs:
         return None
     base = page_base(tree, url)
     updates = [update for blog in blogs for update in _updates(blog)]
     return ParsedDocument("liveblog", _entries(updates, base, url, max_entries),
-                          _page_info(blogs[0]))
+                          _page_info(blogs[0]), syntax)
 
 
 def _blogs(values: list[Any]) -> list[dict[str, Any]]:
