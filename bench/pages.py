@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.pages [--root ../shared/realworld] [--runs 7]
 
 Reads the documents under `--root` when it exists (they are not in the repository), prints per
-document the detected kind (or the ParseError), the entries, their text size and the median
-and worst parse time on one core. Touches no network.
+document the median and worst parse time on one core, cold (no memo) and warm (with the entry
+versions of the previous parse, as the poller parses a changed page: `monitor.versionmemo`),
+the detected kind and strategy (or the ParseError), the entries and their text size. Touches
+no network.
 """
 
 from __future__ import annotations
@@ -30,21 +32,24 @@ def main() -> None:
         return
     for path in sorted(p for p in args.root.glob("*/*") if p.suffix != ".md"):
         body = path.read_bytes()
-        times: list[float] = []
+        cold: list[float] = []
+        warm: list[float] = []
         outcome = ""
-        for _ in range(args.runs):
+        versions: dict[int, str] | None = None
+        for run in range(2 * args.runs):
             start = time.process_time()
             try:
-                doc = parse_document("auto", body, "https://example.org/page", None)
-                outcome = (f"{doc.kind:9s} {len(doc.entries):4d} entries "
-                           f"{sum(len(e.text) for e in doc.entries):7d} chars")
+                doc = parse_document("auto", body, "https://example.org/page", None,
+                                     versions=versions if run % 2 else None)
+                versions = doc.versions
+                outcome = (f"{doc.kind:9s} {doc.strategy or '-':15s} {len(doc.entries):4d} "
+                           f"entries {sum(len(e.text) for e in doc.entries):7d} chars")
             except ParseError as exc:
-                outcome = f"ParseError: {str(exc)[:70]}"
-            times.append(time.process_time() - start)
-        print(f"{path.parent.name}/{path.name:44s} {len(body) / 1e3:7.0f} KB "
-              f"median {statistics.median(times) * 1e3:6.1f} ms  max {max(times) * 1e3:6.1f} ms"
-              f"  {outcome}")
-
+                outcome = f"ParseError: {str(exc)[:60]}"
+            (warm if run % 2 else cold).append(time.process_time() - start)
+        print(f"{path.parent.name}/{path.name:40s} {len(body) / 1e3:5.0f} KB "
+              f"cold {statistics.median(cold) * 1e3:5.1f}/{max(cold) * 1e3:5.1f} ms  "
+              f"warm {statistics.median(warm) * 1e3:5.1f}/{max(warm) * 1e3:5.1f} ms  {outcome}")
 
 if __name__ == "__main__":
     main()

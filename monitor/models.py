@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from monitor.textnorm import content_hash
+from monitor.versionmemo import version_of
 
 EventKind = Literal["new", "updated"]
 
@@ -32,7 +32,7 @@ class Entry:
         """Content fingerprint: changes only when the normalised title or text changes."""
         version = self._version
         if version is None:
-            version = content_hash(self.title, self.text)
+            version = version_of(self.title, self.text)
             object.__setattr__(self, "_version", version)
         return version
 

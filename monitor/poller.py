@@ -18,6 +18,7 @@ from monitor.models import Entry, Notice
 from monitor.reading import read_document
 from monitor.settings import Config, FeedSettings
 from monitor.state import FeedState, Snapshot
+from monitor.versionmemo import Versions
 
 log = structlog.get_logger("livewatch.poll")
 
@@ -50,6 +51,8 @@ class Poller:
         self.config = config
         self.state = state
         self.fetcher = fetcher
+        #: feed -> entry versions of its last parse (`monitor.versionmemo`; no texts)
+        self.versions: dict[str, Versions] = {}
 
     async def poll(self, feed: FeedSettings, *, fence: int | None = None,
                    meta: dict[str, str] | None = None) -> PollOutcome:
@@ -105,7 +108,9 @@ class Poller:
         assert result.body is not None
         with metrics.PARSE_SECONDS.time():
             document = await read_document(self.config, feed.name, feed.kind, result.body,
-                                           result.url, result.content_type, feed.selectors)
+                                           result.url, result.content_type, feed.selectors,
+                                           versions=self.versions.get(feed.name))
+        self.versions[feed.name] = document.versions
         if not document.entries and snapshot.fingerprints:
             raise ParseError(f"no entries found (had {len(snapshot.fingerprints)}): the page "
                              "may have changed shape or be behind a login or paywall")

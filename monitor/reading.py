@@ -12,16 +12,20 @@ from monitor.fetch import Fetcher, FetchResult
 from monitor.limits import guarded_parse
 from monitor.settings import Config, SelectorSettings
 from monitor.sources import ParsedDocument, parse_document
+from monitor.versionmemo import Versions
 
 
 async def read_document(config: Config, name: str, kind: str, body: bytes, url: str,
                         content_type: str | None, selectors: SelectorSettings | None, *,
-                        explain: bool = False) -> ParsedDocument:
-    """`body` parsed as the service parses the feed `name` (ParseError as it would fail)."""
+                        explain: bool = False,
+                        versions: Versions | None = None) -> ParsedDocument:
+    """`body` parsed as the service parses the feed `name` (ParseError as it would fail);
+    `versions` are the feed's previous parse's (`monitor.versionmemo`)."""
     limits = config.fetch
     return await guarded_parse(
         name, limits.parse_timeout, parse_document, kind, body, url, content_type, selectors,
-        max_entries=limits.max_entries, max_html_depth=limits.max_html_depth, explain=explain)
+        max_entries=limits.max_entries, max_html_depth=limits.max_html_depth, explain=explain,
+        versions=versions)
 
 
 async def fetch_document(config: Config, url: str, *, kind: str = "auto",

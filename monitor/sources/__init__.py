@@ -35,6 +35,7 @@ from monitor.sources.html import HtmlSource, select_entries
 from monitor.sources.join import join_markup
 from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries, load_json
 from monitor.sources.liveblog import LiveBlogSource, parse_live_blog
+from monitor.versionmemo import Versions, remembering
 
 __all__ = ["SOURCES", "PageInfo", "ParsedDocument", "Source", "SourceOptions", "parse_document",
            "sniff_format"]
@@ -57,19 +58,22 @@ def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
                    selectors: SelectorSettings | None = None, *,
                    max_entries: int = MAX_ENTRIES,
                    max_html_depth: int = MAX_HTML_DEPTH,
-                   explain: bool = False) -> ParsedDocument:
+                   explain: bool = False, versions: Versions | None = None) -> ParsedDocument:
     """Parse `body` as `kind` ("auto" detects it); raise ParseError if it is not that.
 
     `selectors` are the feed's (`kind: html`, or `auto` for pages without live-blog JSON-LD);
     at most `max_entries` entries are read, and HTML nested deeper than `max_html_depth` is
     refused; `explain` also works out the document's `pin` selectors. Each entry's `version`
-    is computed here (parsing runs in a thread).
+    is computed here (parsing runs in a thread), reusing the `versions` of the feed's
+    previous parse (`monitor.versionmemo`; this parse's are in `document.versions`).
     """
-    document = _parse(kind, body, url, content_type, SourceOptions(
-        selectors=selectors, max_entries=max_entries, max_html_depth=max_html_depth,
-        explain=explain))
-    for entry in document.entries:  # here, in the parsing thread, not on the event loop
-        _ = entry.version
+    with remembering(versions) as fresh:
+        document = _parse(kind, body, url, content_type, SourceOptions(
+            selectors=selectors, max_entries=max_entries, max_html_depth=max_html_depth,
+            explain=explain))
+        for entry in document.entries:  # here, in the parsing thread, not on the event loop
+            _ = entry.version
+    document.versions = fresh
     return document
 
 

@@ -30,8 +30,9 @@ from selectolax.lexbor import LexborHTMLParser
 from monitor.models import Entry
 from monitor.sources.base import parse_datetime, unique_entries
 from monitor.sources.blocks import NEGATIVE_WORDS
-from monitor.textnorm import clean_text, content_hash
+from monitor.textnorm import clean_text
 from monitor.urls import canonical_url
+from monitor.versionmemo import version_of
 
 MIN_UPDATES = 3
 #: JSON values visited per page, and the nesting depth searched.
@@ -166,7 +167,7 @@ def _draft(item: dict[str, Any], base: str, page: str) -> tuple[Entry, bool] | N
                        and isinstance(v, (str, int)) and str(v).strip()), None)) is not None:
         ident = canonical_url(urljoin(base, "#" + str(raw).strip()))
     if not ident:
-        ident = "h:" + content_hash(title, text)
+        ident = "h:" + version_of(title, text)
     linked_away = link is not None and urldefrag(canonical_url(link))[0] != page
     entry = Entry(id=ident, url=link if link and not linked_away else page, title=title,
                   text=text, author=_author(item),

@@ -60,6 +60,8 @@ class ParsedDocument:
     #: With `SourceOptions.explain`: `kind: html` selectors that read the updates found in
     #: the markup ({} when none were).
     pin: dict[str, str] = field(default_factory=dict)
+    #: The versions this parse computed, for the feed's next parse (`monitor.versionmemo`).
+    versions: dict[int, str] = field(default_factory=dict, repr=False)
 
 
 class Source(Protocol):

@@ -26,8 +26,9 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from monitor.models import Entry
 from monitor.sources.base import parse_datetime
 from monitor.sources.timetext import PageClock, TextTime, is_time_only, leading_time
-from monitor.textnorm import clean_text, content_hash
+from monitor.textnorm import clean_text
 from monitor.urls import canonical_url
+from monitor.versionmemo import version_of
 
 _TIME_ATTRS = ("datetime", "data-post-time", "data-timestamp", "data-time", "data-published",
                "data-publish-time", "data-published-at", "data-date", "data-datetime",
@@ -227,7 +228,7 @@ def _finish(drafts: list[_Draft], base: str, page: str) -> list[MarkupEntry]:
             entry_id = link
             url = link if anchor else page
         else:
-            entry_id, url = "h:" + content_hash(title, text), page
+            entry_id, url = "h:" + version_of(title, text), page
         entries.append((Entry(id=entry_id, url=url, title=title, text=text,
                               author=author or None, published=published), items))
     return entries

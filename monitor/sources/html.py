@@ -29,8 +29,9 @@ from monitor.sources.base import (
     parse_datetime,
     unique_entries,
 )
-from monitor.textnorm import clean_text, content_hash
+from monitor.textnorm import clean_text
 from monitor.urls import canonical_url
+from monitor.versionmemo import version_of
 
 
 class HtmlSource:
@@ -65,7 +66,7 @@ def _entry(item: LexborNode, base: str, sel: SelectorSettings) -> Entry | None:
     link = urljoin(base, href) if href else None
     ident = _value(item, sel.id)
     if not ident:
-        ident = canonical_url(link) if link else "h:" + content_hash(title, text)
+        ident = canonical_url(link) if link else "h:" + version_of(title, text)
     return Entry(id=ident, url=link, title=title, text=text,
                  author=_text(item, sel.author) or None,
                  published=parse_datetime(_value(item, sel.time, default_attr="datetime")))
