@@ -1,11 +1,16 @@
 """The fast feed path (fastfeedparser, `monitor.sources.fastfeed`) against feedparser: on every
 fixture and on generated RSS 2.0 / Atom variants, the fast path either declines the document
 (feedparser then parses it) or yields exactly the entries feedparser's path yields (ids,
-titles, text, links, authors, dates, after our normalisation)."""
+titles, text, links, authors, dates, after our normalisation).
+
+The text and date policy both follow (text: the fullest content block or summary, a Media RSS
+caption only when there is neither; `<dc:date>` a publication date) is pinned on fixtures in
+real feeds' shapes, each with its expected entries: both paths must give exactly those."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import sys
 from datetime import UTC, datetime, timedelta, timezone
@@ -20,6 +25,7 @@ from monitor.models import Entry
 from monitor.sources import parse_document
 from monitor.sources.fastfeed import fast_feed
 from monitor.sources.feeds import parse_feed
+from monitor.sources.jsonfeed import is_json_feed
 
 DATA = Path(__file__).parent / "data"
 URL = "https://news.example.org/live/feed"
@@ -53,6 +59,56 @@ def test_fixtures(name: str) -> None:
     expected = reference(body)
     if not isinstance(expected, str):  # and parse_document (fast or not) gives the same
         assert parse_document("auto", body, URL, None).entries == expected[1]
+
+
+def expected_entries(name: str) -> list[dict[str, object]]:
+    loaded: list[dict[str, object]] = json.loads(
+        (DATA / f"{name.split('.')[0]}.expected.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+#: Own documents in real feeds' shapes: a video channel whose only text is its
+#: `media:group/media:description`; RSS items with a description (or content) and a photo
+#: caption, direct, in `media:group` or in `media:content`, before or after the content;
+#: items whose only text is a caption (HTML, plain and untyped); `<pubDate>` with `<dc:date>`
+#: beside it, and `<dc:date>` alone.
+POLICY_FIXTURES = ["media_channel.xml", "media_captions.xml", "media_only.xml", "dcdate.xml"]
+
+
+@pytest.mark.parametrize("name", POLICY_FIXTURES)
+def test_both_paths_read_real_shapes_by_one_policy(name: str) -> None:
+    body = (DATA / name).read_bytes()
+    fast = fast_feed(body, URL, None, 1000)
+    assert fast is not None, "the fast path takes these shapes"
+    reference = parse_feed(body, URL, None, fast=False)
+    want = expected_entries(name)
+    assert [e.to_dict() for e in reference[1]] == want
+    assert [e.to_dict() for e in fast[1]] == want
+
+
+def test_a_caption_is_the_text_only_when_there_is_no_other() -> None:
+    entries = {e.id: e for e in parse_feed((DATA / "media_captions.xml").read_bytes(), URL,
+                                           None, fast=False)[1]}
+    valparaiso = entries["https://news.example.org/2026/03/04/world/valparaiso-port-floods.html"]
+    assert "cranes" not in valparaiso.text  # the caption is longer than the description
+    only = parse_feed((DATA / "media_only.xml").read_bytes(), URL, None)[1]
+    assert [e.text.split()[0] for e in only] == ["Nebel", "Ebbe", "Containerbrücken"]
+
+
+def test_dc_date_is_a_publication_date() -> None:
+    for fast in (True, False):
+        entries = parse_feed((DATA / "dcdate.xml").read_bytes(), URL, None, fast=fast)[1]
+        assert all(e.updated is None for e in entries)
+        assert entries[2].published == datetime(2026, 3, 7, 14, 45, tzinfo=UTC)  # dc:date only
+
+
+def test_json_feed_with_an_http_version_url_reads_under_auto() -> None:
+    body = (DATA / "jsonfeed_v1_http.json").read_bytes()
+    assert is_json_feed(json.loads(body))
+    doc = parse_document("auto", body, URL, None)
+    assert doc.kind == "jsonfeed"
+    assert [e.to_dict() for e in doc.entries] == expected_entries("jsonfeed_v1_http.json")
+    assert not is_json_feed({"version": "ftp://jsonfeed.org/version/1", "items": []})
 
 
 def test_bench_farm_documents_take_the_fast_path() -> None:
@@ -89,6 +145,13 @@ class Doc:
         self.quirky = rng.random() < 0.15
         self.on = {name: rng.random() < 0.7 for name in (
             "title", "link", "author", "date", "summary", "content", "published", "updated")}
+        self.on.update({name: rng.random() < 0.3 for name in ("caption", "dcdate")})
+        #: How captions are written and where they go: most templates put them in the media
+        #: elements at the end of the item.
+        self.caption_form = rng.randrange(4)
+        self.caption_kind = rng.choice(["", "", "plain", "html"])  # most write no type
+        self.atom_dcdate = rng.random() < 0.1  # rare in Atom
+        self.captions_last = rng.random() < 0.75
 
     def has(self, name: str) -> bool:
         return self.rng.random() < 0.5 if self.mixed else self.on[name]
@@ -102,6 +165,38 @@ class Doc:
     def html(self) -> str:
         return "".join(self.rng.choice(HTML_BITS).format(self.words(4))
                        for _ in range(self.rng.randint(1, 4)))
+
+
+def caption(doc: Doc, forms: int) -> str:
+    """A Media RSS caption, typed or not: inside `media:group` or `media:content`, or direct
+    (the last of the `forms` first)."""
+    rng = doc.rng
+    kind = rng.choice(["", "plain", "html"]) if doc.mixed else doc.caption_kind
+    value = doc.html() if kind == "html" else doc.words(6)
+    attr = f' type="{kind}"' if kind else ""
+    body = escape(value) if rng.random() < 0.7 else f"<![CDATA[{value}]]>"
+    element = f"<media:description{attr}>{body}</media:description>"
+    image = f'<media:content url="https://img.example.org/{rng.randint(0, 99)}.jpg"'
+    written = [f"<media:group>{element}{image}/></media:group>",
+               f"{image}>{element}<media:credit>Desk</media:credit></media:content>",
+               f"{image}/>{element}", element]
+    return written[(rng.randrange(4) if doc.mixed else doc.caption_form) % forms]
+
+
+def with_captions(doc: Doc, parts: list[str], first: int, forms: int) -> list[str]:
+    """`parts` of an item or entry with its captions, at the end or anywhere after `first`."""
+    if not doc.has("caption"):
+        return parts
+    for _ in range(1 if doc.rng.random() < 0.8 else 2):
+        at = len(parts) if doc.captions_last else doc.rng.randint(first, len(parts))
+        parts.insert(at, caption(doc, forms))
+    return parts
+
+
+def w3c_date(rng: random.Random, moment: datetime) -> str:
+    """A `<dc:date>`: W3C-DTF, in UTC or with an offset."""
+    zone = rng.choice([UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5))])
+    return moment.astimezone(zone).isoformat().replace("+00:00", "Z")
 
 
 def when(rng: random.Random) -> datetime:
@@ -134,8 +229,11 @@ def rss_item(doc: Doc, i: int, guids: str) -> str:
         name = escape(name) if rng.random() < 0.9 else name
         parts.append(rng.choice([f"<author>desk@example.org (Reporter {i})</author>",
                                  f"<dc:creator>Jane {name}</dc:creator>"]))
+    moment = when(rng)
     if doc.has("date"):
-        parts.append(f"<pubDate>{rss_date(rng, when(rng))}</pubDate>")
+        parts.append(f"<pubDate>{rss_date(rng, moment)}</pubDate>")
+    if doc.has("dcdate"):  # the same instant as <pubDate>, or not
+        parts.append(f"<dc:date>{w3c_date(rng, rng.choice([moment, when(rng)]))}</dc:date>")
     if doc.has("summary"):
         body = doc.html()
         parts.append(f"<description>{escape(body)}</description>" if rng.random() < 0.6
@@ -143,7 +241,7 @@ def rss_item(doc: Doc, i: int, guids: str) -> str:
     if doc.has("content"):
         parts.append(f"<content:encoded><![CDATA[{doc.html()}]]></content:encoded>")
     rng.shuffle(parts)
-    return "<item>" + "".join(parts) + "</item>"
+    return "<item>" + "".join(with_captions(doc, parts, 0, 4)) + "</item>"
 
 
 def rss(rng: random.Random) -> bytes:
@@ -153,7 +251,8 @@ def rss(rng: random.Random) -> bytes:
     declaration = rng.choice(['<?xml version="1.0" encoding="utf-8"?>', '<?xml version="1.0"?>',
                               ""])
     return (f'{declaration}<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
-            f'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+            f'xmlns:content="http://purl.org/rss/1.0/modules/content/" '
+            f'xmlns:media="http://search.yahoo.com/mrss/"><channel>'
             f"<title>Live</title><link>https://news.example.org/live</link>"
             f"<description>d</description>{items}</channel></rss>").encode()
 
@@ -187,7 +286,10 @@ def atom_entry(doc: Doc, i: int, title_type: str, summary_type: str) -> str:
         content_type = rng.choice(["html", "text"])
         value = doc.html() if content_type == "html" else doc.words(9)
         parts.append(f'<content type="{content_type}">{escape(value)}</content>')
-    return "<entry>" + "".join(parts) + "</entry>"
+    if doc.atom_dcdate and doc.has("dcdate"):
+        parts.append(f"<dc:date>{w3c_date(rng, moment)}</dc:date>")
+    # Atom templates (video channels) group their captions; a direct one is in mixed documents
+    return "<entry>" + "".join(with_captions(doc, parts, 1, 2)) + "</entry>"
 
 
 def atom(rng: random.Random) -> bytes:
@@ -196,7 +298,9 @@ def atom(rng: random.Random) -> bytes:
     summary_type = rng.choice(["text", "html"])
     entries = "".join(atom_entry(doc, i, title_type, summary_type)
                       for i in range(rng.randint(1, 12)))
-    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            'xmlns:media="http://search.yahoo.com/mrss/" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/">'
             "<id>urn:live</id><title>Live</title><updated>2026-03-01T00:00:00Z</updated>"
             f"{entries}</feed>").encode()
 

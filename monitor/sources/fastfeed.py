@@ -14,7 +14,8 @@ variants):
   as many entries as `</item>` / `</entry>` tags;
 * Atom titles and summaries all of one known type (text: escaped like feedparser's
   text/plain; html), no xhtml ones; `<published>` / `<updated>` on every entry or none
-  (fastfeedparser fills one from the other);
+  (fastfeedparser fills one from the other), and no `<dc:date>` (feedparser reads it over
+  `<updated>`);
 * RSS guids all `isPermaLink="false"` or none (feedparser resolves permalink guids as URLs),
   on every item or none (fastfeedparser makes a missing guid the link); a summary
   (`<description>`, `<summary>`) on every entry or none (fastfeedparser makes a missing one
@@ -24,7 +25,20 @@ variants):
   longer word (`&copyof`): feedparser's sanitizer reads those its own way;
 * at most one author element per entry, no `<email>`, and author names with an `@` only in
   the `email (Name)` form (feedparser keeps the name);
-* links and permalink guids that are http(s) after resolving against the feed URL.
+* links and permalink guids that are http(s) after resolving against the feed URL;
+* Media RSS captions (`media:description`, `monitor.sources.feedtext`) under a prefix, and
+  none where either parser misreads the item's text: a caption fastfeedparser takes for the
+  description (a direct child before an RSS `<description>`, any direct child beside an
+  Atom `<summary>`), an HTML summary feedparser reads as text by a caption's `type`, a
+  summary feedparser loses under a caption on an entry with no content block, or more than
+  one caption on an entry with no other text. Where feedparser loses a summary under a
+  caption read after a content block, the fast path takes the content as feedparser does.
+
+An entry's text is the fullest of its content blocks and summary, and its caption only when
+it has neither (the policy of both paths). Dates: RSS `<pubDate>`, else `<dc:date>` (Dublin
+Core's date of an item is its publication), is `published`; an RSS item's `updated` is a
+modification element only (`dcterms:modified`, `atom:updated`), and documents with one take
+feedparser's path.
 """
 
 from __future__ import annotations
@@ -42,6 +56,7 @@ from feedparser.mixin import _FeedParserMixin
 
 from monitor.models import Entry
 from monitor.sources.base import unique_entries
+from monitor.sources.feedtext import Caption, ItemCaptions, fullest, item_captions
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
 
@@ -57,12 +72,16 @@ _GUID = re.compile(rb"<guid\b([^>]*)>")
 _PERMALINK_FALSE = re.compile(rb"""isPermaLink\s*=\s*["']false["']""")
 _EMAIL_NAME = re.compile(r"^\s*[^\s@()]+@[^\s@()]+\s*\(([^()]+)\)\s*$")
 _NOT_PLAIN = (b"xml:base", b"<!DOCTYPE", b"<!doctype", b"<email>", b"<email ")
+#: Media RSS as a default namespace: its `<description>` is a caption (rare; feedparser's).
+_MRSS_DEFAULT = re.compile(rb"""\bxmlns\s*=\s*["']http://search\.yahoo\.com/mrss""")
 
 _looks_like_html = _FeedParserMixin.looks_like_html
 #: HTML feedparser's sanitizer reads its own way: elements whose content it drops or keeps
 #: unlike `clean_text` (it leaks entity references out of `<script>`), and references to
 #: entities HTML 4 does not define (it drops their `;`).
 _QUIRK_TAGS = re.compile(r"<(?:script|style|noscript|template|applet)\b", re.IGNORECASE)
+#: `<dc:date>` (any prefix): feedparser reads it over an Atom entry's `<updated>`.
+_DATE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?date[\s>]")
 _NAMED_REF = re.compile(r"&([A-Za-z][A-Za-z0-9]*)(;?)")
 _HTML4_NAMES = frozenset(html.entities.name2codepoint)
 #: Names HTML 5 decodes without a `;`, also as the prefix of a longer word ("&copyof").
@@ -83,8 +102,13 @@ def fast_feed(body: bytes, url: str, content_type: str | None,
     raw_entries: list[Any] = parsed.get("entries") or []
     if len(raw_entries) != shape.count:
         return None
+    captions = (item_captions(body.decode("utf-8-sig", "replace")) if b":description" in body
+                else None)
+    if captions is not None and len(captions) != shape.count:
+        return None
     try:
-        entries = [_entry(raw, url, shape) for raw in raw_entries]
+        entries = [_entry(raw, url, shape, captions[i] if captions else None)
+                   for i, raw in enumerate(raw_entries)]
     except _Differs:
         return None
     return shape.kind, unique_entries(entries, max_entries)
@@ -113,6 +137,8 @@ class _Shape:
 def _shape(body: bytes, content_type: str | None) -> _Shape | None:
     head = body[:1024]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or any(m in body for m in _NOT_PLAIN):
+        return None
+    if _MRSS_DEFAULT.search(body):
         return None
     declared = _DECL_ENCODING.match(body.removeprefix(b"\xef\xbb\xbf"))
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
@@ -164,6 +190,8 @@ def _atom_shape(shape: _Shape, body: bytes, items: bytes) -> bool:
         return False
     if not types[b"summary"] <= {b"text"} and not types[b"summary"] <= {b"html"}:
         return False
+    if _DATE.search(items):
+        return False
     shape.title_html = types[b"title"] == {b"html"}
     shape.summary_html = types[b"summary"] == {b"html"}
     for tag, attr in ((b"<published>", "has_published"), (b"<updated>", "has_updated")):
@@ -174,9 +202,9 @@ def _atom_shape(shape: _Shape, body: bytes, items: bytes) -> bool:
     return True
 
 
-def _entry(raw: Any, url: str, shape: _Shape) -> Entry | None:
+def _entry(raw: Any, url: str, shape: _Shape, item: ItemCaptions | None) -> Entry | None:
     title = _title(raw.get("title") or "", shape)
-    text = _fullest(raw, shape)
+    text = _fullest(raw, shape, item)
     link = _absolute(url, raw.get("link")) if raw.get("link") else None
     if link is None and (shape.kind == "atom" or shape.guid_is_link):
         raise _Differs  # feedparser makes the id the link
@@ -209,32 +237,92 @@ def _title(value: str, shape: _Shape) -> str:
 def _clean_html(value: str) -> str:
     """`clean_text` of an HTML value, or _Differs where feedparser's sanitizer reads it
     otherwise."""
+    _check_html(value)
+    return clean_text(value)
+
+
+def _check_html(value: str) -> None:
+    """_Differs for HTML feedparser's sanitizer reads otherwise than `clean_text`."""
     if "<" in value and _QUIRK_TAGS.search(value):
         raise _Differs
     if "&" in value:
         for name, semicolon in _NAMED_REF.findall(value):
             if name not in _HTML4_NAMES and (semicolon or name.startswith(_BARE_NAMES)):
                 raise _Differs
-    return clean_text(value)
 
 
-def _fullest(raw: Any, shape: _Shape) -> str:
-    """Clean text of the longest content block or summary, as feedparser's path takes it."""
-    candidates = []
+def _fullest(raw: Any, shape: _Shape, item: ItemCaptions | None) -> str:
+    """Clean text of the longest content block or summary, else of the item's caption, as
+    feedparser's path takes it."""
+    contents = []
     for block in raw.get("content") or []:
         kind = block.get("type") or ""
         value = block.get("value") or ""
         if kind == "xhtml" or kind not in ("text", "text/plain", "html", "text/html"):
             raise _Differs
         plain = kind in ("text", "text/plain")
-        candidates.append(clean_text(html.escape(value, quote=False)) if plain
-                          else _clean_html(value))
-    summary = (raw.get("description") or "") if shape.has_summary else ""
-    if summary and (shape.kind == "rss" or shape.summary_html):
-        candidates.append(_clean_html(summary))
-    elif summary and shape.kind == "atom":
-        candidates.append(clean_text(html.escape(summary, quote=False)))
-    return max(candidates, key=len, default="")
+        contents.append(clean_text(html.escape(value, quote=False)) if plain
+                        else _clean_html(value))
+    summary = _summary(raw, shape, item)
+    text = fullest([*contents, summary])
+    if item is None or not item.captions:
+        return text
+    for caption in item.captions:  # each known by its text on feedparser's path, or _Differs
+        _caption_html(caption, shape)
+    if item.direct and shape.has_summary and (shape.kind == "atom" or item.before_summary):
+        raise _Differs  # fastfeedparser took the caption for the description
+    if item.caption_retyped:
+        raise _Differs  # feedparser reads a caption by another's type: not known by its text
+    if item.summary_lost:  # feedparser read a caption over it: its entry has the rest
+        text = fullest(contents) if item.has_content else ""  # else a copy of the summary
+        if not text:
+            raise _Differs
+    if text:
+        return text
+    if item.has_text or len(item.captions) > 1:
+        raise _Differs  # feedparser reads captions as a summary and content blocks of mixed types
+    caption = item.captions[0]
+    if _caption_html(caption, shape):
+        return clean_text(caption.value)
+    return clean_text(html.escape(caption.value, quote=False))
+
+
+def _summary(raw: Any, shape: _Shape, item: ItemCaptions | None) -> str:
+    """Clean text of the summary, read as HTML or text as feedparser reads it beside the
+    item's captions."""
+    summary: str = (raw.get("description") or "") if shape.has_summary else ""
+    if not summary:
+        return ""
+    as_html = shape.kind == "rss" or shape.summary_html
+    retyped = item.summary_retyped if item is not None else None
+    if item is not None and item.summary_as_content and shape.kind == "rss":
+        as_html = _looks_like_html(summary)
+    elif retyped is not None and _is_html(retyped) != as_html:
+        if as_html and any(c in summary for c in "<&"):
+            raise _Differs  # feedparser reads its sanitized HTML as text, by a caption's type
+        as_html = not as_html
+    return _clean_html(summary) if as_html else clean_text(html.escape(summary, quote=False))
+
+
+def _caption_html(caption: Caption, shape: _Shape) -> bool:
+    """Whether feedparser reads a caption as HTML (as an entry's only description: unless
+    `type` says plain text, which RSS takes for HTML if it looks like it); _Differs for one
+    feedparser's path would not know by its text."""
+    if caption.markup:
+        raise _Differs
+    if _is_html(caption.kind) or (shape.kind == "rss" and _looks_like_html(caption.value)):
+        _check_html(caption.value)
+        return True
+    return False
+
+
+def _is_html(kind: str) -> bool:
+    """Whether feedparser reads a caption of this `type` as HTML (untyped ones are)."""
+    if kind in ("", "html", "text/html"):
+        return True
+    if kind in ("plain", "text", "text/plain"):
+        return False
+    raise _Differs
 
 
 def _author(raw: Any) -> str | None:

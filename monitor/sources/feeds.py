@@ -6,6 +6,22 @@ Identity is the guid/id, else the canonical link (`monitor.urls`), else `h:` + a
 normalised title and text.
 Relative links resolve against the URL the document was fetched from.
 
+One policy on both paths, so that a feed moving between them reads the same:
+
+* Text: the fullest of the content blocks and the summary (`<description>`, `<summary>`), and
+  the Media RSS caption (`media:description`) only when the entry has no other text.
+  feedparser reads a caption as a summary or content block: the captions the document holds
+  (`monitor.sources.feedtext`) are told apart by their text.
+* Dates: `published` is RSS `<pubDate>` (or Atom `<published>`), else `<dc:date>`; `updated`
+  is a modification date only (Atom `<updated>`, `dcterms:modified`). Dublin Core's `date` is
+  "associated with an event in the lifecycle of the resource"; RSS 1.0 uses it as the item's
+  date and feeds that repeat it beside `<pubDate>` (the Guardian's, on every item) write the
+  publication time in it, not an edit. feedparser reads it as `updated`, so in an RSS
+  document whose items carry no modification element (`modified`, `updated`, `lastBuildDate`
+  under any prefix) an entry's `updated` is its dc:date and is taken as `published` when
+  there is no `<pubDate>`. Where items carry one, and in Atom, feedparser's values stand (the
+  element read last wins); the fast path declines those documents.
+
 Malformed documents: one that is not well-formed XML and yields no entries is a ParseError (never
 "zero entries"), and so is a *truncated* one (the XML parser hit the end of the body inside the
 document), since its last entry would be cut short and look like an edit. Other errors with
@@ -16,6 +32,7 @@ from __future__ import annotations
 
 import calendar
 import html
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +44,7 @@ from monitor.errors import ParseError
 from monitor.models import Entry
 from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions, unique_entries
 from monitor.sources.fastfeed import fast_feed
+from monitor.sources.feedtext import fullest, item_captions
 from monitor.sources.guards import check_xml, trim_xml_entries
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
@@ -40,6 +58,12 @@ _BENIGN = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 _TRUNCATED = frozenset({expat_errors.XML_ERROR_NO_ELEMENTS, expat_errors.XML_ERROR_UNCLOSED_TOKEN,
                         expat_errors.XML_ERROR_UNCLOSED_CDATA_SECTION,
                         expat_errors.XML_ERROR_PARTIAL_CHAR})
+
+_ITEM_START = re.compile(rb"<item[\s>]")
+_ITEM_END = re.compile(rb"</item\s*>")
+#: Elements feedparser reads as an RSS item's `updated` besides `<dc:date>`.
+_MODIFIED = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:modified|updated|lastbuilddate)[\s/>]",
+                       re.IGNORECASE)
 
 
 class FeedSource:
@@ -80,32 +104,70 @@ def parse_feed(body: bytes, url: str, content_type: str | None,
             raise ParseError(f"malformed feed: {_describe(error)}")
     if not raw_entries and not version:
         raise ParseError("not a feed (no RSS or Atom root element)")
-    entries = unique_entries((_entry(raw) for raw in raw_entries), max_entries)
-    return ("atom" if version.startswith("atom") else "rss"), entries
+    kind = "atom" if version.startswith("atom") else "rss"
+    captions = _caption_texts(body, parsed.get("encoding"))
+    dc_date = kind == "rss" and not _modified_in_items(body)
+    entries = unique_entries((_entry(raw, captions, dc_date) for raw in raw_entries),
+                             max_entries)
+    return kind, entries
 
 
-def _entry(raw: Any) -> Entry | None:
-    """The Entry for a feedparser entry; None for one with no id, link, title or text."""
+def _caption_texts(body: bytes, encoding: str | None) -> frozenset[str]:
+    """The clean texts the document's captions may have once feedparser read them (as HTML,
+    or as plain text)."""
+    try:
+        document = body.decode(encoding or "utf-8", "replace")
+    except LookupError:
+        document = body.decode("utf-8", "replace")
+    texts: set[str] = set()
+    for item in item_captions(document) or []:
+        for caption in item.captions:
+            if caption.value and not caption.markup:
+                texts.add(clean_text(caption.value))
+                texts.add(clean_text(html.escape(caption.value, quote=False)))
+    return frozenset(texts)
+
+
+def _modified_in_items(body: bytes) -> bool:
+    """An item of the document holds an element feedparser reads as its `updated`."""
+    pos = 0
+    while (start := _ITEM_START.search(body, pos)) is not None:
+        end = _ITEM_END.search(body, start.end())
+        stop = end.start() if end is not None else len(body)
+        if _MODIFIED.search(body, start.end(), stop):
+            return True
+        if end is None:
+            return False
+        pos = end.end()
+    return False
+
+
+def _entry(raw: Any, captions: frozenset[str], dc_date: bool) -> Entry | None:
+    """The Entry for a feedparser entry; None for one with no id, link, title or text.
+
+    `captions`: the texts of the document's captions; `dc_date`: an `updated` is a dc:date."""
     title = _text(raw.get("title_detail"), raw.get("title"))
-    text = _fullest(raw)
+    text = _fullest(raw, captions)
     link: str | None = raw.get("link") or None
     ident = (raw.get("id") or "").strip() or (canonical_url(link) if link else None)
     if not ident:
         if not title and not text:
             return None
         ident = "h:" + content_hash(title, text)
-    return Entry(
-        id=ident, url=link, title=title, text=text, author=_author(raw),
-        published=_datetime(dict.get(raw, "published_parsed")),
-        updated=_datetime(dict.get(raw, "updated_parsed")),  # dict.get: no published fallback
-    )
+    published = _datetime(dict.get(raw, "published_parsed"))  # dict.get: no fallback
+    updated = _datetime(dict.get(raw, "updated_parsed"))
+    if dc_date:
+        published, updated = published or updated, None
+    return Entry(id=ident, url=link, title=title, text=text, author=_author(raw),
+                 published=published, updated=updated)
 
 
-def _fullest(raw: Any) -> str:
-    """Clean text of the longest of the content blocks and the summary."""
+def _fullest(raw: Any, captions: frozenset[str]) -> str:
+    """Clean text of the longest of the content blocks and the summary that are not one of
+    the document's captions; else of the longest caption."""
     candidates = [_text(block, block.get("value")) for block in raw.get("content") or []]
     candidates.append(_text(raw.get("summary_detail"), raw.get("summary")))
-    return max(candidates, key=len)
+    return fullest(text for text in candidates if text not in captions) or fullest(candidates)
 
 
 def _text(detail: Any, value: str | None) -> str:

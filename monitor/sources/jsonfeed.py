@@ -1,5 +1,8 @@
 """JSON Feed 1.0 and 1.1, read with the stdlib json module (feedparser 6 does not read it).
 
+A document is a JSON Feed when its `version` is a jsonfeed.org version URL, https:// or
+http:// (`VERSION_PREFIXES`).
+
 Identity is the item `id`, else its canonical `url` (`monitor.urls`), else `h:` + a hash of the
 normalised title and text.
 Dates are RFC 3339; naive ones are taken as UTC. Relative URLs resolve against the feed URL.
@@ -24,7 +27,9 @@ from monitor.sources.base import (
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
 
-VERSION_PREFIX = "https://jsonfeed.org/version/"
+#: The `version` URLs of JSON Feed: the spec writes https://, and feeds written to version 1
+#: (Pixel Envy's among them) still say http://.
+VERSION_PREFIXES = ("https://jsonfeed.org/version/", "http://jsonfeed.org/version/")
 
 
 class JsonFeedSource:
@@ -54,7 +59,7 @@ def load_json(body: bytes) -> Any:
 
 def is_json_feed(data: Any) -> bool:
     """True for a JSON object whose `version` names a JSON Feed version."""
-    return isinstance(data, dict) and str(data.get("version", "")).startswith(VERSION_PREFIX)
+    return isinstance(data, dict) and str(data.get("version", "")).startswith(VERSION_PREFIXES)
 
 
 def json_feed_entries(data: dict[str, Any], url: str,
