@@ -93,6 +93,10 @@ workers: {{claim_idle: 2s, retry_schedule: [100ms]}}
 """
 
 
+def wait_for_count(hook: WebhookReceiver, count: int) -> None:
+    hook.wait_for(lambda received: len(received) >= count, timeout=15)
+
+
 def alerts(hook: WebhookReceiver) -> list[tuple[str, str, str]]:
     return [(b["event"], b["feed"]["name"], b["entry"]["id"])
             for b in hook.bodies() if b.get("type") == "alert"]
@@ -137,14 +141,14 @@ async def test_page_shapes_gain_and_edit_updates(
         feed_server.set(path, render(posts[path]), content_type=HTML)
         expected.append(("new", path.rsplit("/", 1)[1],
                          feed_server.url(path) + ids[path].format(4)))
-        webhook_receiver.wait_for(lambda r, n=len(expected): len(r) >= n, timeout=15)
+        wait_for_count(webhook_receiver, len(expected))
     # Each page's second update edited to add the phrase: `updated`, under the same id.
     for path, render in PAGES.items():
         posts[path][1] = Post(2, "Arrivals", FILLER[path] + PHRASE[path], 2)
         feed_server.set(path, render(posts[path]), content_type=HTML)
         expected.append(("updated", path.rsplit("/", 1)[1],
                          feed_server.url(path) + ids[path].format(2)))
-        webhook_receiver.wait_for(lambda r, n=len(expected): len(r) >= n, timeout=15)
+        wait_for_count(webhook_receiver, len(expected))
     await polled(feed_server, redis_client)
     assert service.stop() == 0
     assert alerts(webhook_receiver) == expected
