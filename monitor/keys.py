@@ -14,6 +14,9 @@ DEAD_EVENTS_STREAM = f"{PREFIX}:events:dead"
 CONSUMER_GROUP = "workers"
 #: Operator notices about sources (flood breaker tripped, feed failing, recovered).
 NOTICES_STREAM = f"{PREFIX}:notices"
+#: A token written once into an empty Redis: a poller that sees it change knows Redis lost its
+#: data (`monitor.dataloss`).
+EPOCH = f"{PREFIX}:epoch"
 #: Hash: `{channel}:{outcome}` -> count of deliveries (`delivered`, `retry`, `dead`), for status.
 CHANNEL_STATS = f"{PREFIX}:stats:channels"
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import RedisError
 
 from monitor import metrics
+from monitor.dataloss import CHECK_EVERY, EpochWatch
 from monitor.fetch import Fetcher
 from monitor.poller import Poller
 from monitor.scheduler import FeedScheduler
@@ -33,8 +36,10 @@ async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Even
     """Poll every enabled feed on its schedule until `stop` is set. With `control`, readiness
     requires a running scheduler and a reload reconciles the jobs."""
     async with Fetcher.from_config(config) as fetcher:
-        scheduler = FeedScheduler(config, Poller(config, make_state(config, client), fetcher))
+        state = make_state(config, client)
+        scheduler = FeedScheduler(config, Poller(config, state, fetcher))
         scheduler.start()
+        watch = asyncio.create_task(_watch_epoch(EpochWatch(client, state), stop))
         if control is not None:
             control.add_check("scheduler", lambda: None if scheduler.running else "stopped")
 
@@ -49,5 +54,19 @@ async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Even
         try:
             await stop.wait()
         finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
             await scheduler.shutdown(shutdown_timeout)
             log.info("pollers stopped")
+
+
+async def _watch_epoch(watch: EpochWatch, stop: asyncio.Event) -> None:
+    """Check for a loss of Redis data every `CHECK_EVERY` seconds until `stop`."""
+    while not stop.is_set():
+        try:
+            await watch.check()
+        except (RedisError, OSError) as exc:  # Redis down: the next check tells
+            log.debug("epoch check failed", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CHECK_EVERY)

@@ -193,7 +193,7 @@ class FeedState:
         streak, since, reported = await self._success(keys=[keys.health(feed)], args=fields)
         if reported:  # HDEL is atomic: exactly one poller sees the notice was out
             down = _ago(now - float(since)) if since else "a while"
-            await self._notice(Notice("recovered", feed, (
+            await self.notice(Notice("recovered", feed, (
                 f"Feed {feed} is polled fine again after {streak or 'several'} failed polls "
                 f"(failing for {down})."), now))
 
@@ -214,12 +214,13 @@ class FeedState:
             streak, _, _ = await pipe.execute()
         if self.failing_after and int(streak) == self.failing_after:  # one poller sees it
             await self.client.hset(keys.health(feed), "failing_since", now)
-            await self._notice(Notice("failing", feed, (
+            await self.notice(Notice("failing", feed, (
                 f"Feed {feed} failed {streak} polls in a row; it keeps being retried with "
                 f"backoff. Last error: {reason[:300]}"), now))
         return int(streak)
 
-    async def _notice(self, notice: Notice) -> None:
+    async def notice(self, notice: Notice) -> None:
+        """Append an operator notice to the notices stream."""
         await self.client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()},
                                maxlen=self.stream_maxlen, approximate=True)
 

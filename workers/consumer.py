@@ -88,6 +88,12 @@ class Consumer:
                 await self.client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0",
                                                 mkstream=True)
 
+    async def _join(self) -> None:
+        """The group, and this consumer in it (listed by `status` before its first read)."""
+        await self.ensure_group()
+        for stream in STREAMS:
+            await self.client.xgroup_createconsumer(stream, keys.CONSUMER_GROUP, self.name)
+
     async def _leave(self) -> None:
         """After a clean stop, drop this consumer from the group unless it still owns pending
         events (so `livewatch status` lists live workers and those with unfinished work)."""
@@ -102,9 +108,7 @@ class Consumer:
     async def run(self, stop: asyncio.Event, block: float = 1.0) -> None:
         """Consume until `stop` is set, then wait up to `workers.shutdown_timeout` for
         in-flight events; those cut short stay pending (unacknowledged) for another worker."""
-        await self.ensure_group()
-        for stream in STREAMS:  # listed by `status` from the start, not after a first read
-            await self.client.xgroup_createconsumer(stream, keys.CONSUMER_GROUP, self.name)
+        await self._join()
         sender = asyncio.create_task(self.outbox.run(stop))
         last_claim = last_trim = 0.0
         try:
@@ -118,6 +122,14 @@ class Consumer:
                         await self.trim()
                         last_trim = time.monotonic()
                     await self._read(block)
+                except ResponseError as exc:
+                    # NOGROUP: no group; UNBLOCKED: the stream went while a read was blocked
+                    if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+                        raise
+                    # Redis came back without our data (monitor.dataloss): the streams and the
+                    # group are recreated, and reading goes on from what is there now.
+                    log.warning("consumer group missing (Redis lost its data?); recreating it")
+                    await self._join()
                 except (RedisError, OSError) as exc:  # e.g. Redis restarting: try again
                     log.warning("worker: Redis unavailable; retrying", error=str(exc))
                     with contextlib.suppress(TimeoutError):
@@ -256,10 +268,11 @@ class Consumer:
 
     async def handle_notice(self, notice: Notice) -> None:
         """Queue an operator notice for the operator channels, or else for the channels of the
-        rules that watch its feed. Notices are urgent: no digest or quiet hours delays them."""
+        rules that watch its feed (every rule for a notice about all feeds, `feed == "*"`).
+        Notices are urgent: no digest or quiet hours delays them."""
         targets = self.config.operator.channels or sorted({
             channel for rule in self.config.rules
-            if any(fnmatchcase(notice.feed, pattern) for pattern in rule.feeds)
+            if notice.feed == "*" or any(fnmatchcase(notice.feed, p) for p in rule.feeds)
             for channel in rule.channels})
         feed_url = next((f.url for f in self.config.feeds if f.name == notice.feed), None)
         await self.outbox.submit([(make_notice(notice, channel, feed_url), True)
