@@ -7,6 +7,7 @@ counts alerts by `webhook-id`. Events are XADDed as a poller writes them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -155,5 +156,65 @@ async def test_redis_killed_and_restarted_from_aof_loses_nothing(
             assert tally.duplicates() <= CONCURRENCY
         finally:
             await client.aclose()
+    finally:
+        server.stop()
+
+
+class Gate:
+    """Holds the first alert until `release`, then answers it 503; accepts the others."""
+
+    def __init__(self) -> None:
+        self.holding = threading.Event()
+        self.released = threading.Event()
+        self.accepted: list[float] = []  # monotonic times of 200 answers
+        self.held_id = ""
+
+    def __call__(self, request: Received) -> tuple[int, dict[str, str]]:
+        if not self.holding.is_set():
+            self.held_id = request.headers["webhook-id"]
+            self.holding.set()
+            self.released.wait(30)
+            return 503, {}
+        self.accepted.append(time.monotonic())
+        return 200, {}
+
+
+async def test_delivery_in_flight_when_redis_dies_is_sent_once_redis_answers(
+        webhook_receiver: WebhookReceiver, tmp_path: Path, running: list[Service]) -> None:
+    """The sender keeps the delivery it holds while Redis is down (no traceback), and sends it
+    within seconds of Redis answering, not after its 60 s lease."""
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=True, appendfsync="always")
+    server.start()
+    gate = Gate()
+    webhook_receiver.responder = gate
+    cfg = tmp_path / "livewatch.yaml"
+    cfg.write_text(config_yaml(server.url, webhook_receiver)
+                   .replace("delivery_lease: 1s", "delivery_lease: 60s"))
+    service = worker(cfg, tmp_path / "worker.log", running)
+    try:
+        client: aioredis.Redis = aioredis.from_url(server.url, decode_responses=True)
+        try:
+            await publish(client, range(1))
+        finally:
+            await client.aclose()
+        assert await asyncio.to_thread(gate.holding.wait, 30), "no delivery arrived"
+        server.kill()  # the send in flight fails (503) while Redis is gone
+        gate.released.set()
+
+        async def failed_attempt_logged() -> bool:  # the 503, met with Redis gone
+            return gate.held_id in service.logs()
+
+        await wait_until(failed_attempt_logged, what="the worker logging the delivery's "
+                         "failed attempt while Redis is gone", service=service)
+        server.start()
+        back = time.monotonic()
+
+        async def delivered() -> bool:
+            return bool(gate.accepted)
+
+        await wait_until(delivered, timeout=30, what="the delivery after Redis came back",
+                         service=service)
+        assert gate.accepted[0] - back < 5.0
+        assert "Traceback" not in service.logs()
     finally:
         server.stop()

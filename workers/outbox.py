@@ -53,8 +53,6 @@ RECENT_CAP = 10_000
 #: At most this many held deliveries go into one digest (the rest follow in the next).
 DIGEST_MAX_ITEMS = 200
 _PREFIX = keys.delivery("")
-#: How long recording a result may keep retrying while Redis is unreachable.
-_RECORD_PATIENCE = 30.0
 
 AlertHook = Callable[[Alert], None]
 
@@ -98,6 +96,7 @@ class Outbox:
         self._enqueue = client.register_script(scripts.ENQUEUE)
         self._claim = client.register_script(scripts.CLAIM)
         self._result = client.register_script(scripts.RESULT)
+        self._renew = client.register_script(scripts.RENEW)
         self._flush = client.register_script(scripts.FLUSH)
         self._wake = asyncio.Event()
         #: Sends started and not finished (claimed deliveries this worker holds).
@@ -167,16 +166,42 @@ class Outbox:
     async def _send(self, delivery_id: str, claim: str, raw: str) -> None:
         try:
             async with self._slots:
-                await self._send_claimed(delivery_id, claim, raw)
+                while True:
+                    try:
+                        await self._send_claimed(delivery_id, claim, raw)
+                        return
+                    except (RedisError, OSError) as exc:  # before the send, or after a failed one
+                        log.warning("Redis unavailable with a delivery in hand; sending it as "
+                                    "soon as Redis answers", delivery=delivery_id, error=str(exc))
+                    if not await self._renewed(delivery_id, claim):
+                        log.info("delivery taken over by another sender", delivery=delivery_id)
+                        return
         except asyncio.CancelledError:  # shutdown: hand it back for another worker at once
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._record(delivery_id, claim, "release"))
             raise
-        except Exception:  # Redis gone for longer than _RECORD_PATIENCE: the lease expires
-            log.exception("delivery left to its lease", delivery=delivery_id)
+        except _Unrecorded as exc:  # sent, but Redis stayed away: the lease decides
+            log.warning("delivery sent but not recorded; it is sent again after its lease",
+                        delivery=delivery_id, error=str(exc))
+        except Exception:  # a bug: the lease hands the delivery to a sender again
+            log.exception("delivery failed unexpectedly; left to its lease",
+                          delivery=delivery_id)
         finally:
             self._sending -= 1
             self._wake.set()  # a slot is free: the loop may claim queued deliveries
+
+    async def _renewed(self, delivery_id: str, claim: str) -> bool:
+        """Wait until Redis answers, then keep the lease if this sender still holds it."""
+        pause = 0.1
+        while True:
+            try:
+                held = await self._renew(
+                    keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE],
+                    args=[delivery_id, claim, stamp(self.clock() + self.settings.delivery_lease)])
+                return bool(held)
+            except (RedisError, OSError):
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     async def _send_claimed(self, delivery_id: str, claim: str, raw: str) -> None:
         try:
@@ -210,7 +235,10 @@ class Outbox:
             return
         elapsed = time.monotonic() - started
         self._count(item.channel, "delivered", started, elapsed)
-        await self._record(item.id, claim, "delivered")
+        try:
+            await self._record(item.id, claim, "delivered")
+        except (RedisError, OSError) as exc:  # never retried as a send: it was sent
+            raise _Unrecorded(str(exc)) from exc
         log.info("delivered", elapsed_ms=round(elapsed * 1000, 1), **ids)
         if self.on_alert is not None:
             for alert in _alerts(item):
@@ -246,8 +274,9 @@ class Outbox:
 
     async def _record(self, delivery_id: str, claim: str, outcome: str, *, error: str = "",
                       next_due: float = 0.0) -> str:
-        """Run the RESULT script, retrying while Redis is unreachable (a restart)."""
-        deadline = time.monotonic() + _RECORD_PATIENCE
+        """Run the RESULT script, retrying while Redis is unreachable (a restart), for up to
+        the delivery lease (after it another sender may have the delivery)."""
+        deadline = time.monotonic() + self.settings.delivery_lease
         pause = 0.1
         while True:
             try:
@@ -427,6 +456,10 @@ def _alerts(item: Deliverable) -> list[Alert]:
     if isinstance(item, Digest):
         return list(item.alerts)
     return []
+
+
+class _Unrecorded(Exception):
+    """A delivery was sent, and Redis did not answer to record it within its lease."""
 
 
 def _ids(item: Deliverable) -> dict[str, Any]:

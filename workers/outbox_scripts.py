@@ -81,6 +81,18 @@ end
 return out
 """
 
+#: Keep a delivery's lease: only while the caller's claim is still the current one (no other
+#: sender took it meanwhile), push its due time to the new lease end.
+#: KEYS: delivery, due. ARGV: id, claim, lease_until. Returns 1 if still held, else 0.
+RENEW = """
+local k = KEYS[1]
+if redis.call('HGET', k, 'state') ~= 'sending' or redis.call('HGET', k, 'claim') ~= ARGV[2] then
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
 #: Record the outcome of a send: `delivered` (always recorded: success is success), or, only
 #: by the current claim holder, `retry` (queued again at next_due), `dead`, or `release`
 #: (handed back unsent at shutdown, no attempt counted).
