@@ -21,6 +21,7 @@ from monitor.config_loader import load_config
 from monitor.control import Control, serve
 from monitor.errors import ConfigError, LivewatchError, StateError
 from monitor.inspector import inspect_command
+from monitor.limits import exit_abandoning_parses
 from monitor.logs import configure_logging
 from monitor.runtime import redis_client
 from monitor.secretcheck import env_values, redact, world_readable_secrets
@@ -150,6 +151,7 @@ def serve_role(config_path: Path, log_format: str, log_level: str, role: Any) ->
         asyncio.run(serve(config, config_path, role))
     except LivewatchError as exc:
         fail(exc)
+    exit_abandoning_parses()  # shutdown is bounded whatever a parsing thread is doing
 
 
 @main.command("status")

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import structlog
 
 from monitor.errors import ParseError
 
@@ -25,6 +28,8 @@ _EXECUTOR = concurrent.futures.ThreadPoolExecutor(
     max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="livewatch-parse")
 #: Parses that outlived their deadline, by feed.
 _orphans: dict[str, concurrent.futures.Future[Any]] = {}
+#: Every parse submitted and not finished yet -> its feed (what shutdown would wait for).
+_running: dict[concurrent.futures.Future[Any], str] = {}
 
 
 async def guarded_parse(feed: str, timeout: float, func: Callable[..., T], *args: object,
@@ -37,12 +42,37 @@ async def guarded_parse(feed: str, timeout: float, func: Callable[..., T], *args
             raise ParseError("the previous parse of this feed timed out and is still running")
         del _orphans[feed]
     future = _EXECUTOR.submit(_call, func, args, kwargs)
+    _running[future] = feed
+    future.add_done_callback(_finished)
     try:
         async with asyncio.timeout(timeout):
             return await asyncio.wrap_future(future)
     except TimeoutError as exc:
         _orphans[feed] = future
         raise ParseError(f"parse took longer than {timeout:g}s") from exc
+
+
+def _finished(future: concurrent.futures.Future[Any]) -> None:
+    _running.pop(future, None)
+
+
+def running_parses() -> list[str]:
+    """Feeds whose parse is still running in a parsing thread (a thread cannot be stopped:
+    the process exits without waiting for them, see `exit_abandoning_parses`)."""
+    return sorted({feed for future, feed in list(_running.items()) if not future.done()})
+
+
+def exit_abandoning_parses(status: int = 0) -> None:
+    """End the process now if a parse is still running (Python would wait for its thread at
+    exit, however long the parse takes); return otherwise."""
+    stuck = running_parses()
+    if not stuck:
+        return
+    structlog.get_logger("livewatch.limits").warning(
+        "exiting with a parse still running; it is abandoned", feeds=stuck)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _call(func: Callable[..., T], args: tuple[object, ...], kwargs: dict[str, object]) -> T:

@@ -140,6 +140,10 @@ class FeedScheduler:
             async with self._turns:
                 if not self._stopping:
                     await self._turn(feed)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # cut short by shutdown (said once, by `shutdown`): nothing for APScheduler to log
         finally:
             self.in_flight.discard(task)
 
@@ -208,8 +212,8 @@ class FeedScheduler:
         """Stop scheduling; let in-flight polls finish within `timeout`, then release the
         leases this poller keeps, so other pollers take its feeds at their next turn."""
         self._stopping = True
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:  # no new turns; those running go on (shutdown cancels them)
+            self.scheduler.pause()
         pending = list(self.in_flight)
         if pending:
             _done, still = await asyncio.wait(pending, timeout=timeout)
@@ -217,6 +221,10 @@ class FeedScheduler:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+                log.warning("polls still running at shutdown were cancelled",
+                            polls=len(still), timeout_s=timeout)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         # Hand the feeds over now rather than when their leases would run out. The lease of
         # a cancelled poll is released too: its commit, if it still reaches Redis, is refused.
         try:
