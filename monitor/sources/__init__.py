@@ -5,9 +5,11 @@ document is: the body is sniffed first (servers often send feeds as `text/html` 
 `application/octet-stream`), the `Content-Type` only breaks ties. Detection goes by document
 *format* (`json`, `xml`, `html`) through `_AUTO`. An HTML page is read, in order: as a live
 blog from schema.org LiveBlogPosting (JSON-LD, else microdata or RDFa) when that lists
-updates; with the feed's CSS `selectors` if it has any; by the update finder
-(`monitor.sources.finder`: repeated timed blocks, or time headings with paragraphs); else it
-is a ParseError saying why each declined.
+updates, completed from the same updates in the markup (`monitor.sources.join`); with the
+feed's CSS `selectors` if it has any; from embedded app state (`monitor.sources.appstate`);
+by the update finder (`monitor.sources.finder`: repeated timed blocks, or time headings with
+paragraphs); else it is a ParseError saying why each declined. The document records the
+strategy taken and why the ones before it declined (`livewatch inspect` prints them).
 """
 
 from __future__ import annotations
