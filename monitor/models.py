@@ -101,7 +101,6 @@ class Event:
     detected_at: float
     previous_title: str | None = None
     previous_text: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> str:
         """Serialise for the entries stream (JSON, never pickle)."""
@@ -109,7 +108,7 @@ class Event:
             "kind": self.kind, "feed": self.feed, "feed_url": self.feed_url,
             "entry": self.entry.to_dict(), "version": self.version,
             "detected_at": self.detected_at, "previous_title": self.previous_title,
-            "previous_text": self.previous_text, "extra": self.extra,
+            "previous_text": self.previous_text,
         }, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
@@ -123,5 +122,5 @@ class Event:
             kind=kind, feed=data["feed"], feed_url=data["feed_url"],
             entry=Entry.from_dict(data["entry"]), version=data["version"],
             detected_at=float(data["detected_at"]), previous_title=data.get("previous_title"),
-            previous_text=data.get("previous_text"), extra=data.get("extra") or {},
+            previous_text=data.get("previous_text"),
         )

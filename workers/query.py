@@ -45,10 +45,6 @@ class CompiledRule:
     #: same fields" (what `any`/`none` lists compile to), else None: a set test, no tree walk.
     simple: tuple[frozenset[int], frozenset[int], frozenset[int]] | None
 
-    def term_ids(self) -> set[int]:
-        """Ids of every term of the rule."""
-        return set(self.ids.values())
-
 
 def rule_tree(rule: RuleSettings) -> Node:
     """The rule's lists and query as one tree."""
