@@ -247,7 +247,9 @@ channels:
     polls = feed_server.count("/normal.rss") - count_start
     assert polls >= window / 0.3 * 0.6, (polls, window)  # the normal feed kept its schedule
     webhook_receiver.wait_for(lambda r: len(r) >= 2)  # the script feed's entry, once each
-    assert vm_rss_mb(service.process.pid) - start_rss < 100
+    growth = vm_rss_mb(service.process.pid) - start_rss
+    print(f"RSS growth over the hostile corpus: {growth:.1f} MB")  # measured: 16-19 MB
+    assert growth < 40, f"RSS grew {growth:.1f} MB"
     for name, case in corpus.items():
         if case.error is not None:
             error = (await redis_client.hgetall(keys.health(name)))["last_error"]
