@@ -17,6 +17,8 @@ NOTICES_STREAM = f"{PREFIX}:notices"
 #: A token written once into an empty Redis: a poller that sees it change knows Redis lost its
 #: data (`monitor.dataloss`).
 EPOCH = f"{PREFIX}:epoch"
+#: The streams workers consume through `CONSUMER_GROUP`.
+STREAMS = (EVENTS_STREAM, NOTICES_STREAM)
 #: Hash: `{channel}:{outcome}` -> count of deliveries (`delivered`, `retry`, `dead`), for status.
 CHANNEL_STATS = f"{PREFIX}:stats:channels"
 

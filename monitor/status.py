@@ -22,7 +22,6 @@ from monitor import keys
 from monitor.settings import Config
 
 #: Streams consumed by the `workers` group.
-STREAMS = (keys.EVENTS_STREAM, keys.NOTICES_STREAM)
 CHANNEL_OUTCOMES = ("delivered", "retry", "dead")
 
 
@@ -69,7 +68,7 @@ class GroupInfo:
 async def stream_groups(client: aioredis.Redis) -> list[GroupInfo]:
     """Length, pending and lag (Redis ≥ 7) of each consumed stream that exists."""
     out = []
-    for stream in STREAMS:
+    for stream in keys.STREAMS:
         try:
             length = int(await client.xlen(stream))
             groups: list[dict[str, Any]] = await client.xinfo_groups(stream)

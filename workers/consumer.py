@@ -36,12 +36,11 @@ from workers.render import make_alert
 log = structlog.get_logger("livewatch.worker")
 
 #: The streams a worker consumes: entry events (alerts) and operator notices.
-STREAMS = (keys.EVENTS_STREAM, keys.NOTICES_STREAM)
 _FIELD = {keys.EVENTS_STREAM: "event", keys.NOTICES_STREAM: "notice"}
 #: How often a worker trims events older than `state.stream_retention` from the stream.
 _TRIM_EVERY = 60.0
 
-__all__ = ["STREAMS", "AlertHook", "Consumer", "default_consumer_name"]
+__all__ = ["AlertHook", "Consumer", "default_consumer_name"]
 
 
 def default_consumer_name() -> str:
@@ -83,7 +82,7 @@ class Consumer:
 
     async def ensure_group(self) -> None:
         """Create the streams and their consumer group if they do not exist."""
-        for stream in STREAMS:
+        for stream in keys.STREAMS:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
                 await self.client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0",
                                                 mkstream=True)
@@ -91,14 +90,14 @@ class Consumer:
     async def _join(self) -> None:
         """The group, and this consumer in it (listed by `status` before its first read)."""
         await self.ensure_group()
-        for stream in STREAMS:
+        for stream in keys.STREAMS:
             await self.client.xgroup_createconsumer(stream, keys.CONSUMER_GROUP, self.name)
 
     async def _leave(self) -> None:
         """After a clean stop, drop this consumer from the group unless it still owns pending
         events (so `livewatch status` lists live workers and those with unfinished work)."""
         with contextlib.suppress(RedisError):
-            for stream in STREAMS:
+            for stream in keys.STREAMS:
                 mine: Any = await self.client.xpending_range(
                     stream, keys.CONSUMER_GROUP, min="-", max="+", count=1,
                     consumername=self.name)
@@ -170,7 +169,7 @@ class Consumer:
         await self._slots.acquire()
         self._slots.release()
         response: Any = await self.client.xreadgroup(
-            keys.CONSUMER_GROUP, self.name, dict.fromkeys(STREAMS, ">"),
+            keys.CONSUMER_GROUP, self.name, dict.fromkeys(keys.STREAMS, ">"),
             count=self.settings.concurrency, block=int(block * 1000) if block else None)
         count = 0
         for stream, messages in response or []:
@@ -191,7 +190,7 @@ class Consumer:
 
     async def reclaim(self) -> None:
         """Dead-letter messages delivered too often; claim and handle other stale pending ones."""
-        for stream in STREAMS:
+        for stream in keys.STREAMS:
             await self._reclaim(stream)
 
     async def _reclaim(self, stream: str) -> None:
