@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -40,11 +41,24 @@ class ConfigError(LivewatchError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+#: A URL in a message: scheme, optional userinfo, host[:port], then path, query, fragment.
+_URL = re.compile(r"""\b(https?|wss?|ftp)://(?:[^@/\s'"<>]*@)?([^/\s'"<>?#]+)[^\s'"<>)]*""",
+                  re.IGNORECASE)
+
+
+def hosts_only(text: str) -> str:
+    """`text` with every URL cut to its scheme and host (a path, query or userinfo may hold a
+    token): what errors, logs, `status` and notices may show."""
+    return _URL.sub(r"\1://\2", text) if "://" in text else text
+
+
 class FetchError(LivewatchError):
-    """A feed could not be fetched. `retry_after` (seconds) is set when the server asked for it."""
+    """A feed could not be fetched. `retry_after` (seconds) is set when the server asked for it.
+    Its message names hosts only (`hosts_only`), whatever built it."""
 
     def __init__(self, reason: str, *, status: int | None = None,
                  retry_after: float | None = None) -> None:
+        reason = hosts_only(reason)
         self.reason = reason
         self.status = status
         self.retry_after = retry_after

@@ -200,12 +200,15 @@ class Fetcher:
             try:
                 target = _http_url(url.join(URL(location.strip())))
             except ValueError as e:
-                raise FetchError(f"invalid redirect Location {location[:200]!r}") from e
+                raise FetchError("invalid redirect Location (not an http(s) URL)") from e
             if target.fragment == "" and url.fragment:
                 target = target.with_fragment(url.fragment)  # as browsers (RFC 9110 10.2.2)
             if str(target) in seen:
                 start = seen.index(str(target))
-                raise FetchError("redirect loop: " + " -> ".join([*seen[start:], str(target)]))
+                hops = len(seen) - start
+                raise FetchError(f"redirect loop ({hops} redirect{'s' if hops != 1 else ''} "
+                                 "back to a URL already fetched): "
+                                 + " -> ".join([*seen[start:], str(target)]))
             if len(seen) > self.max_redirects:
                 raise FetchError(f"too many redirects (more than {self.max_redirects})")
             seen.append(str(target))

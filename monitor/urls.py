@@ -57,3 +57,13 @@ def _name(pair: str) -> str:
 def _is_tracking(pair: str) -> bool:
     name = _name(pair).lower()
     return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
+
+
+def without_secrets(url: str) -> str:
+    """`url` without userinfo, query and fragment (where tokens go): safe to show in notices."""
+    try:
+        parts = urlsplit(url.strip())
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from monitor import keys, metrics
 from monitor.models import Event, Notice
 from monitor.settings import Config
+from monitor.urls import without_secrets
 from workers.channels import Channel
 from workers.grouping import CrossFeedGroups
 from workers.match import Matcher
@@ -273,7 +274,8 @@ class Consumer:
             channel for rule in self.config.rules
             if notice.feed == "*" or any(fnmatchcase(notice.feed, p) for p in rule.feeds)
             for channel in rule.channels})
-        feed_url = next((f.url for f in self.config.feeds if f.name == notice.feed), None)
+        feed_url = next((without_secrets(str(f.url)) for f in self.config.feeds
+                         if f.name == notice.feed), None)
         await self.outbox.submit([(make_notice(notice, channel, feed_url), True)
                                   for channel in targets])
 
