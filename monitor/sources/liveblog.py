@@ -145,7 +145,10 @@ def _ref(value: Any, base: str) -> str:
         value = value.get("@id")
     if not isinstance(value, str) or not value.strip() or value.strip().startswith("_:"):
         return ""
-    return urljoin(base, value.strip())
+    value = value.strip()
+    if value.startswith(("https://", "http://")) and "/." not in value:
+        return value  # absolute already: what urljoin gives, without its cost (428 a page)
+    return urljoin(base, value)
 
 
 def _text(value: Any) -> str:
