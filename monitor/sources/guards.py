@@ -1,11 +1,16 @@
-"""Cheap checks on a raw document *before* a parser sees it, for input that would hurt one.
+r"""Cheap checks on a raw document *before* a parser sees it, for input that would hurt one.
 
-* XML with entity declarations in its DTD is refused: feedparser already drops them (measured:
-  references are then left as literal text, never expanded, and external entities are never
-  read), and expat >= 2.4 limits amplification, but no feed needs entities, so refusing them
-  makes billion laughs, quadratic blowup and XXE a specific error rather than parser-dependent.
+* XML that declares entities before its root element is refused, wherever a parser would
+  read the declaration: after comments and processing instructions of any length or content
+  (a comment holding `<rss>` included), in a DOCTYPE feedparser's rewrite of the prolog brings
+  to light, and in every encoding a parser may decode the document with (UTF-7, UTF-16, ...:
+  `monitor.sources.prolog`). feedparser drops declarations it finds before the first `<\w`,
+  but re-inserts the "safe" ones (`<!ENTITY a "text">`), and expat expands what it reads;
+  expat >= 2.4 limits amplification. No feed needs entities, so refusing them makes billion
+  laughs, quadratic blowup and XXE a specific error rather than parser-dependent.
 * XML with more than `max_entries` items is cut after that many, before feedparser builds
-  them all (100,000 items take feedparser ~14 s and ~150 MB; 1,000 take ~0.15 s).
+  them all (100,000 items take feedparser ~14 s and ~150 MB; 1,000 take ~0.15 s). Only items
+  after the root element's start count, and the cut document is checked again.
 * HTML nested deeper than `max_depth` is refused: lexbor's tree builder is quadratic in the
   nesting depth of HTML elements (100,000 nested `<div>`s take ~28 s, 5,000 ~0.04 s; nested
   SVG elements are cheap). The depth is estimated from the tags as the parser nests them:
@@ -26,10 +31,8 @@ from __future__ import annotations
 import re
 
 from monitor.errors import ParseError
+from monitor.sources.prolog import UnreadableEncoding, declares_entities, prolog_end
 
-_PROLOG_BYTES = 65536
-_DOCTYPE_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
-_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\b")
 _ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")
 _TAG = re.compile(rb"<(/?)([A-Za-z][A-Za-z0-9-]*)[^>]*?(/?)>")
 #: Elements without content: `<br>` and `<br/>` never open.
@@ -51,21 +54,29 @@ _BREAKOUT = frozenset(
 _INTEGRATION = frozenset(b"foreignobject desc title mi mo mn ms mtext annotation-xml".split())
 
 
-def check_xml(body: bytes) -> None:
-    """ParseError for a document whose DTD declares entities (before the root element)."""
-    root = _ROOT.search(body, 0, _PROLOG_BYTES)
-    prolog = body[:root.start()] if root else body[:_PROLOG_BYTES]
-    if b"<!" in prolog and _DOCTYPE_ENTITY.search(prolog):
+def check_xml(body: bytes, content_type: str | None = None) -> None:
+    """ParseError for a document that declares entities before its root element, read as
+    any parser may read it (`content_type`: the HTTP one, for its charset)."""
+    try:
+        declared = declares_entities(body, content_type)
+    except UnreadableEncoding as e:
+        raise ParseError(f"XML in the {e.encoding} encoding is not parsed (its decoder is "
+                         "quadratic)") from e
+    if declared:
         raise ParseError("XML entity declarations are not allowed (entity expansion or "
                          "external entity attack?)")
 
 
 def trim_xml_entries(body: bytes, max_entries: int) -> bytes:
-    """`body` without the items after the first `max_entries` (the closing tags kept)."""
-    ends = list(_ITEM_END.finditer(body))
+    """`body` without the items after the first `max_entries` (the closing tags kept). Item
+    ends are counted from the root element on, and a cut document is checked again
+    (`check_xml`): a cut must not join text into a new prolog."""
+    ends = list(_ITEM_END.finditer(body, prolog_end(body)))
     if len(ends) <= max_entries:
         return body
-    return body[:ends[max_entries - 1].end()] + body[ends[-1].end():]
+    trimmed = body[:ends[max_entries - 1].end()] + body[ends[-1].end():]
+    check_xml(trimmed)
+    return trimmed
 
 
 def html_depth(text: str | bytes, stop_at: int) -> int:
