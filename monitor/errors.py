@@ -41,8 +41,9 @@ class ConfigError(LivewatchError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-#: A URL in a message: scheme, optional userinfo, host[:port], then path, query, fragment.
-_URL = re.compile(r"""\b(https?|wss?|ftp)://(?:[^@/\s'"<>]*@)?([^/\s'"<>?#]+)[^\s'"<>)]*""",
+#: A URL in a message: scheme, optional userinfo (to the last `@` before a `/`), host[:port],
+#: then everything up to white space: a path may hold `)`, `'` or `"` and a query after them.
+_URL = re.compile(r"""\b([a-z][a-z0-9+.-]{0,30})://(?:[^/\s]*@)?([^/\s'"<>()?#@\\]*)\S*""",
                   re.IGNORECASE)
 
 

@@ -206,9 +206,9 @@ class Fetcher:
             if str(target) in seen:
                 start = seen.index(str(target))
                 hops = len(seen) - start
+                sites = [str(URL(hop).origin()) for hop in [*seen[start:], str(target)]]
                 raise FetchError(f"redirect loop ({hops} redirect{'s' if hops != 1 else ''} "
-                                 "back to a URL already fetched): "
-                                 + " -> ".join([*seen[start:], str(target)]))
+                                 "back to a URL already fetched): " + " -> ".join(sites))
             if len(seen) > self.max_redirects:
                 raise FetchError(f"too many redirects (more than {self.max_redirects})")
             seen.append(str(target))

@@ -22,7 +22,7 @@ from monitor.embedded import EmbeddedRedis
 pytestmark = pytest.mark.slow
 
 SECRETS = ("SECRET-LOOP-111", "SECRET-LOOP-222", "SECRET-HOP-333", "SECRET-FAIL-444",
-           "USER-555", "PASS-666")
+           "USER-555", "PASS-666", "SECRET-PAREN-777", "SECRET-SLOW-888")
 
 
 async def dump(client: aioredis.Redis) -> str:
@@ -64,6 +64,12 @@ async def test_a_secret_in_a_failing_feed_url_is_written_nowhere(
     feed_server.set("/hop?k=SECRET-HOP-333", "", status=302,
                     headers={"Location": f"{base}/fail?t=SECRET-FAIL-444"})
     feed_server.set("/fail?t=SECRET-FAIL-444", "oops", status=500)
+    # a path holding `)` before the query (where a regex over the message once stopped)
+    feed_server.set("/paren?k=SECRET-PAREN-777", "", status=302,
+                    headers={"Location": "/p)?k=SECRET-PAREN-777"})
+    feed_server.set("/p)?k=SECRET-PAREN-777", "", status=302,
+                    headers={"Location": "/p)?k=SECRET-PAREN-777"})
+    feed_server.set("/slow?k=SECRET-SLOW-888", "<rss/>", delay=3)
     userinfo = base.replace("http://", "http://USER-555:PASS-666@")
     cfg = tmp_path / "livewatch.yaml"
     cfg.write_text(f"""
@@ -72,6 +78,8 @@ defaults: {{interval: 0.3s, jitter: 0s, timeout: 3s, max_backoff: 0.6s}}
 feeds:
   - {{name: loop, url: "{base}/loop?k=SECRET-LOOP-111"}}
   - {{name: hop, url: "{userinfo}/hop?k=SECRET-HOP-333"}}
+  - {{name: paren, url: "{base}/paren?k=SECRET-PAREN-777"}}
+  - {{name: slow, url: "{base}/slow?k=SECRET-SLOW-888", timeout: 1s}}
 rules: [{{name: r, any: [coalition], channels: [hook]}}]
 channels: [{{name: hook, type: webhook, url: "{webhook_receiver.url('/ops')}"}}]
 operator: {{failing_after: 2, channels: [hook]}}
@@ -80,12 +88,13 @@ operator: {{failing_after: 2, channels: [hook]}}
                       tmp_path / "service.log")
     running.append(service)
     service.start()
-    webhook_receiver.wait_for(lambda r: len(notices(r)) >= 2)  # one "failing" per feed
-    for name in ("loop", "hop"):
+    webhook_receiver.wait_for(lambda r: len(notices(r)) >= 4)  # one "failing" per feed
+    for name in ("loop", "hop", "paren", "slow"):
         health = await redis_client.hgetall(keys.health(name))
         assert health["last_status"] == "error"
     health = await redis_client.hgetall(keys.health("loop"))
     assert health["last_error"].startswith("redirect loop (2 redirects")
+    assert (await redis_client.hget(keys.health("slow"), "last_error")) == "timed out after 1s"
     command = [sys.executable, "-m", "monitor", "status", "--config", str(cfg), "--json"]
     status = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
                                      cwd=REPO, timeout=60, check=False)

@@ -4,9 +4,11 @@ secrets. Network: only 127.0.0.1 is ever connected to."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import pyexpat
+import re
 import stat
 import subprocess
 import sys
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
+import yarl
 from conftest import SmtpServer
 from feeds import Item, rss
 from servers import FeedServer, WebhookReceiver
@@ -27,7 +30,7 @@ from service import Service
 
 from monitor.config_loader import parse_config
 from monitor.embedded import EmbeddedRedis
-from monitor.errors import ConfigError, FetchError, ParseError
+from monitor.errors import ConfigError, FetchError, ParseError, hosts_only
 from monitor.fetch import Fetcher
 from monitor.netpolicy import NetworkPolicy, blocked_reason
 from monitor.secretcheck import env_values, literal_secret_fields, redact, world_readable_secrets
@@ -151,6 +154,75 @@ async def test_redirect_limit_and_loop(feed_server: FeedServer, fetcher: Fetcher
     with pytest.raises(FetchError, match=r"redirect loop \(1 redirect back to a URL already "
                        r"fetched\): http://127\.0\.0\.1:\d+ -> http://127\.0\.0\.1:\d+$"):
         await fetcher.fetch(feed_server.url("/self"), timeout=5, max_body=MB)
+
+
+#: Redirect targets whose path holds what ends a URL in prose (`)`, `'`, `"`) before a query.
+AWKWARD = ["/p)?k=SECRET-PAREN", "/p'?k=SECRET-QUOTE", '/p"?k=SECRET-DQUOTE',
+           "/p?k=SECRET-TAIL)x", "/p;k=SECRET-PARAM", "/p\\q?k=SECRET-BACKSLASH"]
+
+
+@pytest.mark.parametrize("path", AWKWARD)
+async def test_a_redirect_loop_names_hosts_only(feed_server: FeedServer, fetcher: Fetcher,
+                                                path: str) -> None:
+    feed_server.set("/start?k=SECRET-START", "", status=302, headers={"Location": path})
+    sent = str(yarl.URL(feed_server.url(path)).raw_path_qs)  # the path as the client sends it
+    feed_server.set(sent, "", status=302, headers={"Location": path})
+    with pytest.raises(FetchError) as failed:
+        await fetcher.fetch(feed_server.url("/start?k=SECRET-START"), timeout=5, max_body=MB)
+    assert re.fullmatch(r"redirect loop \(1 redirect back to a URL already fetched\): "
+                        r"http://127\.0\.0\.1:\d+ -> http://127\.0\.0\.1:\d+", str(failed.value))
+
+
+async def test_fetch_errors_name_hosts_only(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    """A secret in the URL (query, userinfo) or in a redirect target's: the error of a timeout,
+    an HTTP error after a redirect, a response aiohttp cannot read (its error carries the URL)
+    and a redirect to another scheme never holds it."""
+    port = feed_server.httpd.server_address[1]
+    feed_server.set("/slow?k=SECRET-1", "<rss/>", delay=3)
+    feed_server.set("/hop?k=SECRET-2", "", status=302,
+                    headers={"Location": "/fail?k=SECRET-3#SECRET-4"})
+    feed_server.set("/fail?k=SECRET-3", "oops", status=500)
+    feed_server.set("/ftp?k=SECRET-5", "", status=302,
+                    headers={"Location": "ftp://SECRET-6:SECRET-7@example.org/x?k=SECRET-8"})
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 2x0 OK\r\n\r\n")  # aiohttp: ClientResponseError(url=...)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    bad = server.sockets[0].getsockname()[1]
+    secret_user = f"http://SECRET-9:SECRET-10@127.0.0.1:{port}"
+    cases = [(f"{secret_user}/slow?k=SECRET-1", r"timed out after 1s"),
+             (feed_server.url("/hop?k=SECRET-2"), r"HTTP 500"),
+             (feed_server.url("/ftp?k=SECRET-5"),
+              r"invalid URL \(scheme 'ftp', host 'example\.org'\): not an absolute http\(s\) URL"),
+             (f"http://127.0.0.1:{bad}/x?k=SECRET-11", r"request failed: ClientResponseError: "
+                                                      r".*url='http://127\.0\.0\.1:\d+")]
+    try:
+        for url, expected in cases:
+            with pytest.raises(FetchError) as failed:
+                await fetcher.fetch(url, timeout=1, max_body=MB)
+            message = str(failed.value)
+            assert re.fullmatch(expected, message, re.DOTALL), message
+            assert "SECRET" not in message, message
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("loop: http://h.example/p)?k=S -> https://u:p@h.example:8443/q'?k=S", "loop: "
+     "http://h.example -> https://h.example:8443"),
+    ("url='http://h.example/p?k=S', x", "url='http://h.example x"),
+    ("http://a@b@h.example/?k=S", "http://h.example"),
+    ("gopher://h.example/x?k=S and FEED://h.example/?k=S", "gopher://h.example and FEED://h.example"),
+    ("no URL here: HTTP 503", "no URL here: HTTP 503"),
+])
+def test_hosts_only_cuts_every_url_to_its_host(text: str, shown: str) -> None:
+    assert hosts_only(text) == shown
+    assert str(FetchError(text)) == shown
 
 
 async def test_policy_blocks_loopback_and_redirects_to_it(feed_server: FeedServer) -> None:
