@@ -145,10 +145,10 @@ def _ref(value: Any, base: str) -> str:
         value = value.get("@id")
     if not isinstance(value, str) or not value.strip() or value.strip().startswith("_:"):
         return ""
-    value = value.strip()
-    if value.startswith(("https://", "http://")) and "/." not in value:
-        return value  # absolute already: what urljoin gives, without its cost (428 a page)
-    return urljoin(base, value)
+    ref: str = value.strip()
+    if ref.startswith(("https://", "http://")) and "/." not in ref:
+        return ref  # absolute already: what urljoin gives, without its cost (428 a page)
+    return urljoin(base, ref)
 
 
 def _text(value: Any) -> str:
