@@ -168,8 +168,6 @@ def test_the_http_charset_is_read_too() -> None:
         check_xml(body, "application/rss+xml; charset=utf-7")
 
 
-@pytest.mark.xfail(strict=True, reason="monitor.sources.feeds calls check_xml(body) without "
-                                       "the content type")
 def test_the_http_charset_is_read_when_parsing() -> None:
     body = utf7(DTD)
     with pytest.raises(ParseError, match=REFUSED):

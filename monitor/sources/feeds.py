@@ -86,7 +86,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None,
     A DTD declaring entities is refused and items past `max_entries` are cut before parsing
     (`monitor.sources.guards`), whichever parser then reads it. `fast=False` always uses
     feedparser (the reference the fast path is tested against)."""
-    check_xml(body)
+    check_xml(body, content_type)
     body = trim_xml_entries(body, max_entries)
     if fast:
         result = fast_feed(body, url, content_type, max_entries)
