@@ -318,3 +318,12 @@ def test_blank_lines_before_the_root_are_linear(kind: str) -> None:
             "</channel></rss>").encode()
     assert parse_cpu_seconds(kind, body, "application/rss+xml", None) < BOUND
     assert [e.text for e in parse_document(kind, body, URL, None).entries] == ["a b"]
+
+
+def test_an_endless_xml_declaration_is_refused_at_once() -> None:
+    """feedparser reads a first line of repeated `encoding=` without `?>` in cubic time."""
+    body = ("<?xml " + "encoding='utf-8' " * 5000 + '\n<rss version="2.0"><channel>'
+            "<title>t</title></channel></rss>").encode()
+    with pytest.raises(ParseError, match="XML declaration unterminated"):
+        parse_document("auto", body, URL, None)
+    assert parse_cpu_seconds("rss", body, None, None) < BOUND
