@@ -15,7 +15,7 @@ from rich.console import Console
 from monitor.config_loader import load_config
 from monitor.errors import ConfigError, LivewatchError
 from monitor.reading import fetch_document, read_document, read_file
-from monitor.settings import Config, FeedSettings
+from monitor.settings import Config
 from monitor.sources import ParsedDocument
 
 #: What each strategy of `auto` on HTML means, for people.
@@ -92,12 +92,8 @@ async def _read_file(config: Config, path: Path, body: bytes, uri: str
                                         explain=True)
 
 
-async def _fetch(config: Config, url: str, feed: FeedSettings | None
-                 ) -> tuple[str, ParsedDocument]:
-    result, document = await fetch_document(
-        config, url, kind=feed.kind if feed else "auto",
-        selectors=feed.selectors if feed else None, headers=feed.headers if feed else None,
-        timeout=config.timeout(feed) if feed else None, explain=True)
+async def _fetch(config: Config, url: str) -> tuple[str, ParsedDocument]:
+    result, document = await fetch_document(config, url, explain=True)
     size = len(result.body or b"") / 1000
     return f"{url} ({result.status}, {size:.0f} KB, {result.content_type or 'no type'})", \
         document
@@ -113,7 +109,7 @@ def _read(config: Config, target: str) -> tuple[str, ParsedDocument]:
     if feed is None and not target.startswith(("http://", "https://")):
         raise click.UsageError(f"{target!r} is not a file, an http(s) URL or a feed of the "
                                "configuration")
-    return asyncio.run(_fetch(config, str(feed.url) if feed else target, feed))
+    return asyncio.run(_fetch(config, str(feed.url) if feed else target))
 
 
 @click.command("inspect")

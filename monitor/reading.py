@@ -28,17 +28,19 @@ async def read_document(config: Config, name: str, kind: str, body: bytes, url: 
         versions=versions)
 
 
-async def fetch_document(config: Config, url: str, *, kind: str = "auto",
-                         selectors: SelectorSettings | None = None,
-                         headers: dict[str, str] | None = None, timeout: float | None = None,
-                         explain: bool = False) -> tuple[FetchResult, ParsedDocument]:
-    """Fetch `url` as a poll does (no validators) and read it as the service would."""
+async def fetch_document(config: Config, url: str, *, explain: bool = False
+                         ) -> tuple[FetchResult, ParsedDocument]:
+    """Fetch `url` as a poll does (no validators) and read it as the service would: with the
+    settings of the configured feed of that URL (kind, selectors, headers, timeout), if any."""
+    feed = next((f for f in config.feeds if str(f.url) == url), None)
     async with Fetcher.from_config(config) as fetcher:
-        result = await fetcher.fetch(url, timeout=timeout or config.defaults.timeout,
-                                     max_body=config.defaults.max_body, headers=headers or {})
+        result = await fetcher.fetch(
+            url, timeout=config.timeout(feed) if feed else config.defaults.timeout,
+            max_body=config.defaults.max_body, headers=feed.headers if feed else {})
     assert result.body is not None  # no validators were sent: never a 304
-    return result, await read_document(config, url, kind, result.body, result.url,
-                                       result.content_type, selectors, explain=explain)
+    return result, await read_document(
+        config, feed.name if feed else url, feed.kind if feed else "auto", result.body,
+        result.url, result.content_type, feed.selectors if feed else None, explain=explain)
 
 
 def read_file(config: Config, path: Path) -> bytes:

@@ -132,11 +132,7 @@ def _entries(config: Config, text: str | None, url: str | None, file: Path | Non
         return asyncio.run(read_document(config, str(file), "auto", body,
                                          file.resolve().as_uri(), None, None)).entries
     assert url is not None
-    feed = next((f for f in config.feeds if str(f.url) == url), None)
-    _, document = asyncio.run(fetch_document(
-        config, url, kind=feed.kind if feed else "auto",
-        selectors=feed.selectors if feed else None, headers=feed.headers if feed else None,
-        timeout=config.timeout(feed) if feed else None))
+    _, document = asyncio.run(fetch_document(config, url))
     return document.entries
 
 

@@ -160,15 +160,16 @@ def _draft(item: dict[str, Any], base: str, page: str) -> tuple[Entry, bool] | N
                              if isinstance(name := item.get(key), str) and len(name) <= 300), ""))
     link = next((urljoin(base, v) for key in _URL_KEYS
                  if isinstance(v := item.get(key), str) and v.strip()), None)
+    canonical = canonical_url(link) if link is not None else None
+    linked_away = canonical is not None and urldefrag(canonical)[0] != page
     ident = ""
-    if link is not None and urldefrag(canonical_url(link))[0] == page and "#" in link:
-        ident = canonical_url(link)
+    if canonical is not None and not linked_away and "#" in canonical:
+        ident = canonical
     elif (raw := next((v for k, v in item.items() if k.lower() in _ID_KEYS
                        and isinstance(v, (str, int)) and str(v).strip()), None)) is not None:
         ident = canonical_url(urljoin(base, "#" + str(raw).strip()))
     if not ident:
         ident = "h:" + version_of(title, text)
-    linked_away = link is not None and urldefrag(canonical_url(link))[0] != page
     entry = Entry(id=ident, url=link if link and not linked_away else page, title=title,
                   text=text, author=_author(item),
                   published=published, updated=_time(item, ("modif", "updat", "edit"), ()))

@@ -15,6 +15,7 @@ from selectolax.lexbor import LexborHTMLParser
 from monitor.models import Entry
 from monitor.settings import SelectorSettings
 from monitor.sources.guards import check_html
+from monitor.sources.prolog import charset_of
 
 #: Entries kept per document by default (`fetch.max_entries`); live blogs rarely carry more
 #: than a few hundred.
@@ -114,7 +115,7 @@ def decode_html(body: bytes, content_type: str | None) -> str:
                           (codecs.BOM_UTF16_BE, "utf-16")):
         if body.startswith(bom):
             return body.decode(encoding, errors="replace").lstrip("\ufeff")
-    candidates = [_codec(_charset(content_type))]
+    candidates = [_codec(charset_of(content_type))]
     meta = _META_CHARSET.search(body[:4096])
     if meta:
         name = _codec(meta.group(1).decode("ascii"))
@@ -138,14 +139,6 @@ def page_base(tree: LexborHTMLParser, url: str) -> str:
     base = tree.css_first("base[href]")
     href = (base.attributes.get("href") or "").strip() if base is not None else ""
     return urljoin(url, href) if href else url
-
-
-def _charset(content_type: str | None) -> str | None:
-    for param in (content_type or "").split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip().strip("\"'")
-    return None
 
 
 def _codec(name: str | None) -> str | None:

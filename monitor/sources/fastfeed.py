@@ -57,6 +57,7 @@ from feedparser.mixin import _FeedParserMixin
 from monitor.models import Entry
 from monitor.sources.base import unique_entries
 from monitor.sources.feedtext import Caption, ItemCaptions, fullest, item_captions
+from monitor.sources.prolog import charset_of
 from monitor.textnorm import clean_text, content_hash
 from monitor.urls import canonical_url
 
@@ -143,7 +144,7 @@ def _shape(body: bytes, content_type: str | None) -> _Shape | None:
     declared = _DECL_ENCODING.match(body.removeprefix(b"\xef\xbb\xbf"))
     if declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
         return None
-    charset = _charset(content_type)
+    charset = charset_of(content_type).lower()
     if charset and charset not in ("utf-8", "utf8"):
         return None
     if _RSS2_ROOT.search(head):
@@ -353,11 +354,3 @@ def _datetime(value: Any) -> datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC).replace(microsecond=0)
-
-
-def _charset(content_type: str | None) -> str | None:
-    for param in (content_type or "").split(";")[1:]:
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip().strip("\"'").lower()
-    return None

@@ -181,7 +181,7 @@ def declares_entities(body: bytes, content_type: str | None = None) -> bool:
         return True
     first = _decoded(rest, sniffed, _FIRST) if sniffed else rest
     seen: set[str] = set()
-    for name in (sniffed, _declared(first), _charset(content_type)):
+    for name in (sniffed, _declared(first), charset_of(content_type)):
         codec = _codec(name)
         if codec is None or codec in seen or _ASCII_SAFE.fullmatch(codec):
             continue
@@ -268,8 +268,9 @@ def _declared(text: bytes) -> str:
     return ""
 
 
-def _charset(content_type: str | None) -> str:
-    """The `charset` of a Content-Type, as feedparser reads it."""
+def charset_of(content_type: str | None) -> str:
+    """The `charset` of a Content-Type as written ("" when it names none), as feedparser
+    reads it."""
     for chunk in (content_type or "").split(";")[1:]:
         key, _, value = chunk.partition("=")
         if key.strip().lower() == "charset":
