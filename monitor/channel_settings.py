@@ -5,12 +5,12 @@ each with the delivery policy every channel shares (digest, rate limit, quiet ho
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 
 from monitor.config_types import DURATION_UNITS, Duration, HttpUrl, Model, Name
+from monitor.redaction import url_shown
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|m|h|d)\s*$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -125,12 +125,6 @@ class EmailChannelSettings(_ChannelBase):
         return ", ".join(self.to)
 
 
-def _url_host(url: str) -> str:
-    """`scheme://host/…`: a webhook URL with its path (which often is the token) left out."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}/…"
-
-
 class ChatWebhookSettings(_ChannelBase):
     """A chat service's incoming webhook. Its URL is the credential: only its host is shown."""
 
@@ -140,7 +134,7 @@ class ChatWebhookSettings(_ChannelBase):
     @property
     def target(self) -> str:
         """Where messages go, for listings (the URL's path is left out)."""
-        return _url_host(self.url)
+        return url_shown(self.url, "host")
 
 
 class SlackChannelSettings(ChatWebhookSettings):
@@ -183,10 +177,15 @@ class AppriseChannelSettings(_ChannelBase):
     @property
     def target(self) -> str:
         """The URLs' schemes only (`tgram://…, mailto://…`)."""
-        return ", ".join(u.get_secret_value().partition("://")[0] + "://…" for u in self.urls)
+        return ", ".join(url_shown(u.get_secret_value(), "scheme") for u in self.urls)
 
 
-#: Every channel settings class; add new channel types here (and to CHANNEL_TYPES).
+#: Every channel settings class; add new channel types here (and their channel class to
+#: `workers.channels.CHANNEL_TYPES`).
 AnyChannelSettings = (WebhookChannelSettings | EmailChannelSettings | SlackChannelSettings
                       | DiscordChannelSettings | TeamsChannelSettings | AppriseChannelSettings)
 ChannelSettings = Annotated[AnyChannelSettings, Field(discriminator="type")]
+#: The valid values of a channel's `type:`, in the order above.
+CHANNEL_TYPE_NAMES: tuple[str, ...] = tuple(
+    name for model in get_args(AnyChannelSettings)
+    for name in get_args(model.model_fields["type"].annotation))

@@ -23,8 +23,9 @@ from monitor.errors import ConfigError, LivewatchError, StateError
 from monitor.inspector import inspect_command
 from monitor.limits import exit_abandoning_parses
 from monitor.logs import configure_logging
+from monitor.redaction import redact
 from monitor.runtime import redis_client
-from monitor.secretcheck import env_values, redact, world_readable_secrets
+from monitor.secretcheck import env_values, world_readable_secrets
 from monitor.service import run_pollers
 from monitor.settings import Config
 

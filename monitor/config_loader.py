@@ -16,10 +16,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from monitor.channel_settings import CHANNEL_TYPE_NAMES
+from monitor.config_types import ENV_VAR
 from monitor.errors import ConfigError, ConfigProblem
+from monitor.redaction import redact
 from monitor.settings import Config
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_TYPES = ", ".join(CHANNEL_TYPE_NAMES)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -68,7 +71,7 @@ def _interpolate(value: Any, loc: tuple[int | str, ...], env: Mapping[str, str],
                 return default
             problems.append((loc, f"environment variable {name} is not set"))
             return ""
-        return _VAR.sub(substitute, value)
+        return ENV_VAR.sub(substitute, value)
     if isinstance(value, dict):
         return {k: _interpolate(v, (*loc, k), env, problems, used) for k, v in value.items()}
     if isinstance(value, list):
@@ -146,10 +149,12 @@ def parse_config(text: str, file: str = "<config>",
     except ValidationError as exc:
         for error in exc.errors(include_input=False, include_url=False):
             loc = tuple(error["loc"])
-            if len(loc) > 2 and loc[0] == "channels" and loc[2] in ("webhook", "email"):
+            if len(loc) > 2 and loc[0] == "channels" and loc[2] in CHANNEL_TYPE_NAMES:
                 loc = loc[:2] + loc[3:]  # drop the discriminated-union tag, nothing else
             if error["type"] == "union_tag_invalid":
-                message = "type must be one of: webhook, email"
+                message = f"type must be one of: {_TYPES}"
+            elif error["type"] == "union_tag_not_found":
+                message = f"type is required (one of: {_TYPES})"
             elif error["type"] == "missing":
                 message = "field required"
             elif error["type"] == "extra_forbidden":
@@ -161,9 +166,7 @@ def parse_config(text: str, file: str = "<config>",
         seen: set[tuple[str, str]] = set()
         problems = []
         for loc, message in found:
-            for value in sorted(used, key=len, reverse=True):
-                message = message.replace(value, used[value])
-            key = (format_location(loc), message)
+            key = (format_location(loc), redact(message, used))
             if key not in seen:
                 seen.add(key)
                 problems.append(ConfigProblem(file, *key))

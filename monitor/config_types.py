@@ -1,6 +1,7 @@
 """Value types every configuration model shares: durations, sizes, names, URLs, and the strict
-frozen base model. Durations accept seconds as a number or `500ms`, `30s`, `5m`, `1h`, `1d`;
-sizes accept bytes or `512KB`, `10MB`, `1GiB`.
+frozen base model. Durations accept seconds as a number or `500ms`, `30s`, `5m`, `1h`, `1d`
+(`format_duration` writes them back for people); sizes accept bytes or `512KB`, `10MB`, `1GiB`.
+`ENV_VAR` is the `${VAR}` / `${VAR:-default}` reference the loader substitutes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: `${NAME}` or `${NAME:-default}`: group 1 the name, group 2 the default (None if absent).
+ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_UNIT_NAMES = {"s": "s", "m": "m", "h": "h", "d": "d"}
+_SPACED_UNIT_NAMES = {"s": " s", "m": " min", "h": " h", "d": " d"}
+_ONE = {"d": "day", "h": "hour", "m": "minute"}
+
+
+def env_var_names(text: str) -> list[str]:
+    """The names of the `${VAR}` references in `text`, in order (repeats kept)."""
+    return [match.group(1) for match in ENV_VAR.finditer(text)]
 
 
 def parse_duration(value: object) -> object:
@@ -29,6 +40,26 @@ def parse_duration(value: object) -> object:
             raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m, h or d")
         return float(match.group(1)) * DURATION_UNITS[match.group(2)]
     return value
+
+
+def format_duration(seconds: float, *, exact: bool = False, spaced: bool = False) -> str:
+    """A duration for people. Rounded (default): seconds under 2 minutes, minutes under 2 hours,
+    else hours to one decimal: `95s`, `5m`, `2.5h`. `exact`: the largest unit that divides it,
+    one of a unit as a word: `10m`, `2h`, `hour`, `day`, else seconds (`45s`, `0.5s`). `spaced`
+    writes `95 s`, `5 min`, `2.5 h`."""
+    names = _SPACED_UNIT_NAMES if spaced else _UNIT_NAMES
+    if exact:
+        for unit in ("d", "h", "m"):
+            size = DURATION_UNITS[unit]
+            if seconds >= size and seconds % size == 0:
+                amount = int(seconds // size)
+                return _ONE[unit] if amount == 1 else f"{amount}{names[unit]}"
+        return f"{seconds:g}{names['s']}"
+    if seconds < 120:
+        return f"{seconds:.0f}{names['s']}"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}{names['m']}"
+    return f"{seconds / 3600:.1f}{names['h']}"
 
 
 def parse_size(value: object) -> object:

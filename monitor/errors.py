@@ -2,18 +2,32 @@
 
     LivewatchError
     ├── ConfigError          bad YAML or settings; carries every problem (file, field path, reason)
+    ├── QuerySyntaxError     a rule's query cannot be parsed (also a ValueError, for pydantic)
     ├── FetchError           a feed could not be fetched (network, HTTP status, size cap, timeout)
+    │   └── BlockedAddressError      the network policy refused an address (monitor.netpolicy)
     ├── ParseError           a fetched document yielded no usable entries
     ├── StateError           Redis state is unusable (unreachable, script failure)
-    └── DeliveryError        a channel could not deliver an alert
-        ├── RetryableDeliveryError   408/429/5xx, timeouts, connection errors: try again later
-        └── PermanentDeliveryError   other 4xx, rejected recipients: retrying cannot help
+    └── ChannelError         a delivery channel failed
+        ├── ChannelSetupError        settings a channel cannot be built from (also a ValueError)
+        └── DeliveryError            a channel could not deliver an alert
+            ├── RetryableDeliveryError   408/429/5xx, timeouts, connection errors: try again later
+            └── PermanentDeliveryError   other 4xx, rejected recipients: retrying cannot help
+                └── ChannelGoneError     HTTP 410 (chat webhooks: 404 too): channel disabled
+
+Messages never carry secrets: `monitor.redaction` cuts URLs to their hosts (`hosts_only`) and
+replaces known secret values.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from monitor.redaction import hosts_only
+
+__all__ = ["BlockedAddressError", "ChannelError", "ChannelGoneError", "ChannelSetupError",
+           "ConfigError", "ConfigProblem", "DeliveryError", "FetchError", "LivewatchError",
+           "ParseError", "PermanentDeliveryError", "QuerySyntaxError", "RetryableDeliveryError",
+           "StateError", "hosts_only"]
 
 
 class LivewatchError(Exception):
@@ -41,16 +55,16 @@ class ConfigError(LivewatchError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
-#: A URL in a message: scheme, optional userinfo (to the last `@` before a `/`), host[:port],
-#: then everything up to white space: a path may hold `)`, `'` or `"` and a query after them.
-_URL = re.compile(r"""\b([a-z][a-z0-9+.-]{0,30})://(?:[^/\s]*@)?([^/\s'"<>()?#@\\]*)\S*""",
-                  re.IGNORECASE)
+class QuerySyntaxError(LivewatchError, ValueError):
+    """A query that cannot be parsed; `column` is 1-based."""
 
+    def __init__(self, query: str, column: int, reason: str) -> None:
+        self.query, self.column, self.reason = query, column, reason
+        super().__init__(f"{reason} at column {column}")
 
-def hosts_only(text: str) -> str:
-    """`text` with every URL cut to its scheme and host (a path, query or userinfo may hold a
-    token): what errors, logs, `status` and notices may show."""
-    return _URL.sub(r"\1://\2", text) if "://" in text else text
+    def caret(self) -> str:
+        """The query and a caret under the column, on two lines."""
+        return f"{self.query}\n{' ' * (self.column - 1)}^"
 
 
 class FetchError(LivewatchError):
@@ -66,6 +80,18 @@ class FetchError(LivewatchError):
         super().__init__(reason)
 
 
+class BlockedAddressError(FetchError):
+    """A connection the network policy refused (`monitor.netpolicy`)."""
+
+    def __init__(self, host: str, address: str, why: str) -> None:
+        self.host = host
+        self.address = address
+        self.why = why
+        target = address if host == address else f"{host} ({address})"
+        super().__init__(f"blocked private address: {target} is {why}; "
+                         "set fetch.allow_private_networks or fetch.allow_hosts to allow it")
+
+
 class ParseError(LivewatchError):
     """A fetched document could not be parsed into entries."""
 
@@ -74,7 +100,15 @@ class StateError(LivewatchError):
     """Redis state could not be read or written."""
 
 
-class DeliveryError(LivewatchError):
+class ChannelError(LivewatchError):
+    """A delivery channel failed: it could not be built, or could not deliver."""
+
+
+class ChannelSetupError(ChannelError, ValueError):
+    """A channel cannot be built from its settings (an unknown type, a malformed secret)."""
+
+
+class DeliveryError(ChannelError):
     """A channel failed to deliver an alert."""
 
     retryable: bool = True

@@ -6,25 +6,26 @@ unspecified, multicast or reserved addresses. The check runs where the connectio
 the resolver of the fetcher's aiohttp connector (`PolicyResolver`): the host is resolved once,
 *every* address it resolves to is checked, and aiohttp connects only to the addresses it was
 given, never to a second resolution. An IP-literal host, which aiohttp does not resolve, is
-checked by `NetworkPolicy.check_literal` before each request. (`policy_transport` does the same
-in httpcore's network backend, for an httpx client.) Each redirect hop opens its own connection,
-so it is checked too, and DNS rebinding (a name that resolves differently the second time)
-cannot get around it. Hosts in `fetch.allow_hosts` (as written in URLs) are exempt.
+checked by `NetworkPolicy.check_literal` before each request. Each redirect hop opens its own
+connection, so it is checked too, and DNS rebinding (a name that resolves differently the second
+time) cannot get around it. Hosts in `fetch.allow_hosts` (as written in URLs) are exempt. A
+refusal raises `BlockedAddressError` (a `FetchError`, see `monitor.errors`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import httpcore
-import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
-from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+
+from monitor.errors import BlockedAddressError
+
+__all__ = ["BLOCKED_NETWORKS", "BlockedAddressError", "NetworkPolicy", "PolicyResolver",
+           "blocked_reason"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -80,18 +81,6 @@ def blocked_reason(address: str | IPAddress) -> str | None:
     return None
 
 
-class BlockedAddressError(httpcore.ConnectError):
-    """A connection the network policy refused (httpx wraps it in `httpx.ConnectError`)."""
-
-    def __init__(self, host: str, address: str, why: str) -> None:
-        self.host = host
-        self.address = address
-        self.why = why
-        target = address if host == address else f"{host} ({address})"
-        super().__init__(f"blocked private address: {target} is {why}; "
-                         "set fetch.allow_private_networks or fetch.allow_hosts to allow it")
-
-
 @dataclass(frozen=True)
 class NetworkPolicy:
     """`allow_private`: no checks at all. `allow_hosts`: host names or IP literals, as written
@@ -113,7 +102,6 @@ class NetworkPolicy:
             why = blocked_reason(address.split("%", 1)[0])  # drop an IPv6 zone id
             if why is not None:
                 raise BlockedAddressError(host, address, why)
-
 
     def check_literal(self, host: str) -> None:
         """`check` for a URL host that is an IP literal (aiohttp connects to it unresolved)."""
@@ -140,75 +128,6 @@ class PolicyResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-class PolicyBackend(AsyncNetworkBackend):
-    """An httpcore network backend that resolves, checks and then connects to the checked
-    address (so a second DNS answer cannot differ from the one checked)."""
-
-    def __init__(self, inner: AsyncNetworkBackend, policy: NetworkPolicy) -> None:
-        self._inner = inner
-        self._policy = policy
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                          ) -> AsyncNetworkStream:
-        if self._policy.allow_private:
-            return await self._inner.connect_tcp(host, port, timeout, local_address,
-                                                 socket_options)
-        addresses = await _resolve(host, port, timeout)
-        self._policy.check(host, addresses)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(address, port, timeout, local_address,
-                                                     socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        assert error is not None
-        raise error
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                                  ) -> AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not allowed by the network policy")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def policy_transport(policy: NetworkPolicy, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose connections go through `PolicyBackend`; proxies from the
-    environment are not used (they would connect on our behalf, unchecked)."""
-    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-    pool = transport._pool  # httpx does not expose the network backend; httpcore >= 1.0 has it
-    pool._network_backend = PolicyBackend(pool._network_backend, policy)
-    return transport
-
-
-async def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
-    """Every address of `host` (an IP literal is itself), in resolver order, deduplicated."""
-    try:
-        return [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(timeout):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except TimeoutError as exc:
-        raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
-    except OSError as exc:
-        raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
-    found: list[str] = []
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
-        if address not in found:
-            found.append(address)
-    if not found:
-        raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
-    return found
 
 
 def _norm_host(host: str) -> str:

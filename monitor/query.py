@@ -19,6 +19,7 @@ import regex
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark import Tree as LarkTree
 
+from monitor.errors import QuerySyntaxError
 from monitor.textnorm import normalize_phrase
 
 MatchField = Literal["title", "text", "author"]
@@ -48,18 +49,6 @@ WORD: /[^\s()"\-\/][^\s()"]*/
 MINUS: "-"
 %ignore /\s+/
 """
-
-
-class QuerySyntaxError(ValueError):
-    """A query that cannot be parsed; `column` is 1-based."""
-
-    def __init__(self, query: str, column: int, reason: str) -> None:
-        self.query, self.column, self.reason = query, column, reason
-        super().__init__(f"{reason} at column {column}")
-
-    def caret(self) -> str:
-        """The query and a caret under the column, on two lines."""
-        return f"{self.query}\n{' ' * (self.column - 1)}^"
 
 
 @dataclass(frozen=True, slots=True)

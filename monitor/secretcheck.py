@@ -4,14 +4,13 @@ values that came from `${VAR}` out of anything printed.
 Secret fields are a webhook channel's `secret`, an email channel's `smtp.password`, a chat
 channel's (Slack, Discord, Teams) `url` and an Apprise channel's `urls`; the first two and the
 last are pydantic `SecretStr`, so they print as `**********`; chat URLs print as host only.
-Other values can still carry a secret from the environment (a token in a URL): `redact`
-replaces every substituted value with `${NAME}`.
+Other values can still carry a secret from the environment (a token in a URL): `env_values`
+maps every substituted value to its `${NAME}`, for `monitor.redaction.redact`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,11 @@ from typing import Any
 
 import yaml
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
+from monitor.config_types import ENV_VAR, env_var_names
+from monitor.redaction import redact
+
+__all__ = ["env_values", "literal_secret_fields", "redact", "world_readable_secrets"]
+
 #: Channel types whose `url` holds the credential (anyone with it can post).
 _URL_IS_SECRET = frozenset({"slack", "discord", "teams"})
 #: Shorter values are too common to redact meaningfully ("1", "true").
@@ -35,7 +38,7 @@ def _raw(path: Path) -> Any:
 
 def _literal(value: object) -> bool:
     """A value written in the file (not empty, not a `${VAR}` reference)."""
-    return value not in (None, "") and not (isinstance(value, str) and _VAR.search(value))
+    return value not in (None, "") and not (isinstance(value, str) and ENV_VAR.search(value))
 
 
 def literal_secret_fields(raw: Any) -> list[str]:
@@ -87,12 +90,6 @@ def env_values(path: str | Path, env: Mapping[str, str] | None = None) -> dict[s
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return {}
-    return {env[name]: f"${{{name}}}" for name in _VAR.findall(text)
+    return {env[name]: f"${{{name}}}" for name in env_var_names(text)
             if len(env.get(name, "")) >= _MIN_REDACT}
 
-
-def redact(text: str, values: Mapping[str, str]) -> str:
-    """`text` with every value of `values` replaced by its `${NAME}` (longest first)."""
-    for value in sorted(values, key=len, reverse=True):
-        text = text.replace(value, values[value])
-    return text

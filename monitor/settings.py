@@ -45,7 +45,8 @@ from monitor.config_types import (
     parse_duration,
     parse_size,
 )
-from monitor.query import FIELDS, MatchField, QuerySyntaxError, parse_query, phrase_term
+from monitor.errors import QuerySyntaxError
+from monitor.query import FIELDS, MatchField, parse_query, phrase_term
 from monitor.selectors import check_css, check_spec
 from monitor.textnorm import normalize_phrase
 

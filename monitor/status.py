@@ -11,7 +11,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -19,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor import keys
+from monitor.config_types import format_duration
+from monitor.redaction import url_shown
 from monitor.settings import Config
 
 #: Streams consumed by the `workers` group.
@@ -45,13 +46,8 @@ def redis_url(config: Config) -> str | None:
 
 
 def redact(url: str) -> str:
-    """A Redis URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
-        f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """A Redis URL with its password shown as `***` (`url_shown(url, "all")`)."""
+    return url_shown(url, "all")
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +142,7 @@ def _when(at: float | None, now: float) -> str:
     if at is None:
         return "-"
     delta = at - now
-    span = abs(delta)
-    text = (f"{span:.0f}s" if span < 120 else f"{span / 60:.0f}m" if span < 7200
-            else f"{span / 3600:.1f}h")
+    text = format_duration(abs(delta))
     return f"in {text}" if delta > 0 else f"{text} ago"
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
+from monitor.redaction import url_shown
+
 #: Query parameters that track a click rather than name a resource (compared case-insensitively).
 TRACKING_PARAMS = frozenset({
     "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
@@ -60,10 +62,6 @@ def _is_tracking(pair: str) -> bool:
 
 
 def without_secrets(url: str) -> str:
-    """`url` without userinfo, query and fragment (where tokens go): safe to show in notices."""
-    try:
-        parts = urlsplit(url.strip())
-        netloc = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return ""
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """`url` without userinfo, query and fragment (where tokens go): safe to show in notices
+    (`url_shown(url, "path")`)."""
+    return url_shown(url, "path")

@@ -23,6 +23,7 @@ from pydantic import TypeAdapter
 from servers import Received, WebhookReceiver, recording
 
 from monitor.config_loader import parse_config
+from monitor.config_types import env_var_names
 from monitor.embedded import free_port
 from monitor.errors import (
     ChannelGoneError,
@@ -353,13 +354,12 @@ def test_chat_settings_hide_the_url_path() -> None:
 # --- documented examples ----------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parent.parent
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ENV_EXAMPLES = {"LW_TELEGRAM_URL": "tgram://123456:ABCDEF/987654"}
 
 
 def _env(text: str) -> dict[str, str]:
     return {name: ENV_EXAMPLES.get(name, f"https://hooks.example.org/{name.lower()}")
-            for name in _VAR.findall(text)}
+            for name in env_var_names(text)}
 
 
 def _channels_yaml(path: Path, heading: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.config_loader import load_config, parse_config
+from monitor.config_types import env_var_names
 from monitor.errors import ConfigError, ConfigProblem
 from monitor.settings import DEFAULT_USER_AGENT, Config, EmailChannelSettings
 
@@ -132,7 +132,16 @@ BAD_CONFIGS = [
     ("unknown-channel-type", cfg("""
         channels:
           - {name: chat, type: sms, url: "https://example.org"}
-        """), None, "channels[0]", "type must be one of: webhook, email"),
+        """), None, "channels[0]",
+     "type must be one of: webhook, email, slack, discord, teams, apprise"),
+    ("missing-channel-type", cfg("""
+        channels:
+          - {name: chat, url: "https://example.org"}
+        """), None, "channels[0]", "type is required (one of: webhook, email, slack"),
+    ("chat-channel-error-location", cfg("""
+        channels:
+          - {name: chat, type: slack}
+        """), None, "channels[0].url", "field required"),
     ("unknown-feed-kind", cfg("""
         feeds:
           - {name: a, url: "https://example.org/a", kind: xml}
@@ -558,7 +567,6 @@ def test_config_is_frozen() -> None:
 # --- shipped configuration files -----------------------------------------------------------
 
 CONFIG_FILES = sorted((REPO / "config").glob("*.yaml"))
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}")
 
 
 def test_there_are_config_files() -> None:
@@ -568,7 +576,7 @@ def test_there_are_config_files() -> None:
 
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
 def test_shipped_config_files_validate(path: Path) -> None:
-    names = set(_VAR.findall(path.read_text(encoding="utf-8")))
+    names = set(env_var_names(path.read_text(encoding="utf-8")))
     env = {name: f"test-{name.lower()}" for name in names}
     config = load_config(path, env=env)
     assert isinstance(config, Config)

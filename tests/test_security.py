@@ -33,7 +33,8 @@ from monitor.embedded import EmbeddedRedis
 from monitor.errors import ConfigError, FetchError, ParseError, hosts_only
 from monitor.fetch import Fetcher
 from monitor.netpolicy import NetworkPolicy, blocked_reason
-from monitor.secretcheck import env_values, literal_secret_fields, redact, world_readable_secrets
+from monitor.redaction import redact
+from monitor.secretcheck import env_values, literal_secret_fields, world_readable_secrets
 from monitor.settings import EmailChannelSettings, RuleSettings
 from monitor.sources import parse_document
 from monitor.sources.guards import html_depth

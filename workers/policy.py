@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from monitor.config_types import format_duration
 from monitor.settings import AnyChannelSettings, QuietHours, WorkerSettings
 
 
@@ -70,8 +71,8 @@ def route(channel: AnyChannelSettings, now: float, *, urgent: bool) -> Route:
         q = channel.quiet_hours
         return Route("hold", quiet, f"quiet hours {q.start}-{q.end} {q.timezone}")
     if channel.digest is not None:
-        return Route("hold", now + channel.digest, f"{_span(channel.digest)} digest",
-                     keep_due=True)
+        span = format_duration(channel.digest, exact=True)
+        return Route("hold", now + channel.digest, f"{span} digest", keep_due=True)
     return Route("send")
 
 
@@ -82,16 +83,8 @@ def rate_spill(channel: AnyChannelSettings, now: float) -> tuple[str, int, int, 
         return ("", 0, 0, 0.0, "")
     count, period = channel.rate_limit
     index, end = rate_window(channel.rate_limit, now)
-    return (str(index), count, int(period) + 60, end, f"rate limit {count}/{_span(period)}")
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            amount = int(seconds // size)
-            return f"{amount}{unit}" if amount != 1 else {"d": "day", "h": "hour",
-                                                            "m": "minute"}[unit]
-    return f"{seconds:g}s"
+    return (str(index), count, int(period) + 60, end,
+            f"rate limit {count}/{format_duration(period, exact=True)}")
 
 
 def retry_delay(settings: WorkerSettings, attempts: int, retry_after: float | None,

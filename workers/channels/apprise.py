@@ -20,6 +20,7 @@ import apprise
 import httpx
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.redaction import redact, url_shown
 from monitor.settings import AnyChannelSettings, AppriseChannelSettings
 from workers.channels.base import settings_as
 from workers.chat import PLAIN, alert_text, digest_lines, marked, notice_text
@@ -48,10 +49,6 @@ def apprise_message(item: Deliverable) -> tuple[str, str, str]:
     return marked(digest_summary(item), (), PLAIN, TITLE_MAX), body, "info"
 
 
-def _scheme(url: str) -> str:
-    return url.partition("://")[0] + "://…"
-
-
 class AppriseChannel:
     """Notify the channel's Apprise URLs with each alert, notice or digest."""
 
@@ -59,6 +56,7 @@ class AppriseChannel:
         self.name = settings.name
         self.settings = settings
         self._urls = [url.get_secret_value() for url in settings.urls]
+        self._hidden = {url: url_shown(url, "scheme") for url in self._urls}
         logging.getLogger("apprise").setLevel(logging.WARNING)
 
     @classmethod
@@ -68,9 +66,7 @@ class AppriseChannel:
         return cls(settings_as(settings, AppriseChannelSettings))
 
     def _fail(self, reason: str) -> str:
-        for url in self._urls:
-            reason = reason.replace(url, _scheme(url))
-        return f"apprise {self.name}: {reason}"
+        return f"apprise {self.name}: {redact(reason, self._hidden)}"
 
     def _notify(self, title: str, body: str, kind: str) -> bool:
         """Blocking: one Apprise object per notification (nothing shared between threads)."""
@@ -78,7 +74,7 @@ class AppriseChannel:
         for index, url in enumerate(self._urls):
             if not notifier.add(url):
                 raise PermanentDeliveryError(self._fail(
-                    f"urls[{index}] ({_scheme(url)}) is not a URL Apprise understands"))
+                    f"urls[{index}] ({url_shown(url, 'scheme')}) is not a URL Apprise understands"))
         notify_type = apprise.NotifyType.WARNING if kind == "warning" else apprise.NotifyType.INFO
         return bool(notifier.notify(body=body, title=title, notify_type=notify_type,
                                     body_format=apprise.NotifyFormat.TEXT))

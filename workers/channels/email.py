@@ -15,6 +15,7 @@ import httpx
 import structlog
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.redaction import redact
 from monitor.settings import AnyChannelSettings, EmailChannelSettings
 from workers.channels.base import settings_as
 from workers.digest import Deliverable, Digest
@@ -49,9 +50,8 @@ class EmailChannel:
 
     def _fail(self, reason: str) -> str:
         smtp = self.settings.smtp
-        if smtp.password is not None and smtp.password.get_secret_value():
-            reason = reason.replace(smtp.password.get_secret_value(), "***")
-        return f"email {self.name} ({smtp.host}:{smtp.port}): {reason}"
+        hidden = {smtp.password.get_secret_value(): "***"} if smtp.password is not None else {}
+        return f"email {self.name} ({smtp.host}:{smtp.port}): {redact(reason, hidden)}"
 
     async def send(self, item: Deliverable) -> None:
         """Hand the message to the SMTP server; raise a DeliveryError if it was not accepted."""

@@ -17,6 +17,7 @@ import httpx
 
 from monitor.errors import ChannelGoneError, PermanentDeliveryError, RetryableDeliveryError
 from monitor.fetch import parse_retry_after
+from monitor.redaction import redact
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 #: At most this much of an error response's body is quoted in the error (Slack explains 4xx
@@ -40,13 +41,11 @@ class HttpTarget:
         self._client = client
         parts = urlsplit(url)
         hidden = [url, parts.path, parts.query, *secrets]
-        self._secrets = sorted({s for s in hidden if s and s != "/"}, key=len, reverse=True)
+        self._hidden = {s: "***" for s in hidden if s and s != "/"}
 
     def fail(self, reason: str) -> str:
         """An error message; scrubbed of the URL and secrets even if a library echoed them."""
-        for value in self._secrets:
-            reason = reason.replace(value, "***")
-        return f"{self.kind} {self.name} ({self.host}): {reason}"
+        return f"{self.kind} {self.name} ({self.host}): {redact(reason, self._hidden)}"
 
     async def post(self, body: bytes, headers: Mapping[str, str]) -> httpx.Response:
         """POST `body`; return the 2xx response or raise a `DeliveryError`."""
