@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
+
+import msgspec
 
 from monitor.versionmemo import version_of
 
@@ -43,24 +45,11 @@ class Entry:
         return entry
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (datetimes as ISO 8601)."""
+        """A plain dict (datetimes as `isoformat()`), as tests and tools compare entries."""
         return {"id": self.id, "url": self.url, "title": self.title, "text": self.text,
                 "author": self.author,
                 "published": self.published.isoformat() if self.published else None,
                 "updated": self.updated.isoformat() if self.updated else None}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Entry:
-        """Inverse of `to_dict`."""
-        return cls(
-            id=str(data["id"]), url=data.get("url"), title=data.get("title") or "",
-            text=data.get("text") or "", author=data.get("author"),
-            published=_parse_dt(data.get("published")), updated=_parse_dt(data.get("updated")),
-        )
-
-
-def _parse_dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +62,13 @@ class Notice:
     at: float
 
     def encode(self) -> str:
-        """Serialise for the notices stream."""
-        return json.dumps({"kind": self.kind, "feed": self.feed, "message": self.message,
-                           "at": self.at}, ensure_ascii=False)
+        """Serialise for the notices stream (JSON: `{"kind", "feed", "message", "at"}`)."""
+        return _ENCODER.encode(self).decode()
 
     @classmethod
     def decode(cls, payload: str | bytes) -> Notice:
-        """Inverse of `encode`."""
-        data = json.loads(payload)
-        return cls(kind=str(data["kind"]), feed=str(data["feed"]),
-                   message=str(data["message"]), at=float(data["at"]))
+        """Inverse of `encode`; raises ValueError on a malformed payload."""
+        return _NOTICE.decode(payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,24 +89,31 @@ class Event:
     previous_text: str | None = None
 
     def encode(self) -> str:
-        """Serialise for the entries stream (JSON, never pickle)."""
-        return json.dumps({
-            "kind": self.kind, "feed": self.feed, "feed_url": self.feed_url,
-            "entry": self.entry.to_dict(), "version": self.version,
-            "detected_at": self.detected_at, "previous_title": self.previous_title,
-            "previous_text": self.previous_text,
-        }, ensure_ascii=False, separators=(",", ":"))
+        """Serialise for the entries stream (JSON, never pickle): the fields by name, the
+        entry's too (datetimes in RFC 3339)."""
+        return _ENCODER.encode(self).decode()
 
     @classmethod
     def decode(cls, payload: str | bytes) -> Event:
-        """Inverse of `encode`; raises ValueError/KeyError on a malformed payload."""
-        data = json.loads(payload)
-        kind = data["kind"]
-        if kind not in ("new", "updated"):
-            raise ValueError(f"unknown event kind {kind!r}")
-        return cls(
-            kind=kind, feed=data["feed"], feed_url=data["feed_url"],
-            entry=Entry.from_dict(data["entry"]), version=data["version"],
-            detected_at=float(data["detected_at"]), previous_title=data.get("previous_title"),
-            previous_text=data.get("previous_text"),
-        )
+        """Inverse of `encode`; raises ValueError on a malformed payload."""
+        try:
+            return _EVENT.decode(payload)
+        except msgspec.ValidationError:
+            return _decode_offset_seconds(payload)
+
+
+# The codecs (msgspec: compiled once per type; they skip the private `_version`).
+_ENCODER = msgspec.json.Encoder()
+_EVENT = msgspec.json.Decoder(Event)
+_NOTICE = msgspec.json.Decoder(Notice)
+
+
+def _decode_offset_seconds(payload: str | bytes) -> Event:
+    """An event written before msgspec whose entry time has a UTC offset with seconds
+    (`isoformat` wrote them, RFC 3339 has none): read as the same instant in UTC."""
+    data = json.loads(payload)
+    entry = data.get("entry") if isinstance(data, dict) else None
+    for key in ("published", "updated"):
+        if isinstance(entry, dict) and isinstance(entry.get(key), str):
+            entry[key] = datetime.fromisoformat(entry[key]).astimezone(UTC).isoformat()
+    return msgspec.convert(data, Event)

@@ -4,12 +4,12 @@ their JSON form in Redis (so any worker can send, retry or re-send an item later
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, cast
+
+import msgspec
 
 from monitor.models import Event, Notice
-from workers.match import Field, Hit, RuleMatch
+from workers.match import Hit, RuleMatch
 from workers.notices import OperatorNotice
 from workers.render import Alert
 
@@ -43,47 +43,65 @@ class Digest:
 Deliverable = Alert | OperatorNotice | Digest
 
 
-def to_dict(item: Deliverable) -> dict[str, Any]:
-    """A JSON-able form of `item`; `from_dict` inverts it."""
+# The JSON form in Redis: a record per deliverable, tagged by "type"; a digest holds the records
+# of its items as they were queued (the FLUSH script joins them), never another digest.
+
+class _AlertRecord(msgspec.Struct, tag="alert", tag_field="type"):
+    id: str
+    channel: str
+    rule: str
+    event: Event
+    sources: tuple[str, ...]
+    hits: tuple[Hit, ...]  # [term, field, start, end]
+
+
+class _NoticeRecord(msgspec.Struct, tag="notice", tag_field="type"):
+    id: str
+    channel: str
+    notice: Notice
+    feed_url: str | None = None
+
+
+class _DigestRecord(msgspec.Struct, tag="digest", tag_field="type"):
+    id: str
+    channel: str
+    since: float
+    until: float
+    reason: str
+    items: tuple[_AlertRecord | _NoticeRecord, ...]
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(_AlertRecord | _NoticeRecord | _DigestRecord)
+
+
+def _record(item: Deliverable) -> _AlertRecord | _NoticeRecord | _DigestRecord:
     if isinstance(item, Alert):
-        return {"type": "alert", "id": item.id, "channel": item.channel, "rule": item.rule,
-                "event": json.loads(item.event.encode()), "sources": list(item.sources),
-                "hits": [[h.term, h.field, h.start, h.end] for h in item.match.hits]}
+        return _AlertRecord(item.id, item.channel, item.rule, item.event, item.sources,
+                            item.match.hits)
     if isinstance(item, OperatorNotice):
-        return {"type": "notice", "id": item.id, "channel": item.channel,
-                "notice": json.loads(item.notice.encode()), "feed_url": item.feed_url}
-    return {"type": "digest", "id": item.id, "channel": item.channel, "since": item.since,
-            "until": item.until, "reason": item.reason,
-            "items": [to_dict(part) for part in item.items]}
+        return _NoticeRecord(item.id, item.channel, item.notice, item.feed_url)
+    parts = tuple(_record(part) for part in item.items)
+    return _DigestRecord(item.id, item.channel, item.since, item.until, item.reason,
+                         parts)  # type: ignore[arg-type]
 
 
-def from_dict(data: dict[str, Any]) -> Deliverable:
-    """Inverse of `to_dict`; raises KeyError/ValueError/TypeError on a malformed record."""
-    kind = data["type"]
-    if kind == "alert":
-        hits = tuple(Hit(str(t), cast(Field, f), int(s), int(e)) for t, f, s, e in data["hits"])
-        return Alert(id=data["id"], event=Event.decode(json.dumps(data["event"])),
-                     rule=data["rule"], channel=data["channel"],
-                     match=RuleMatch(data["rule"], hits), sources=tuple(data["sources"]))
-    if kind == "notice":
-        return OperatorNotice(data["id"], Notice.decode(json.dumps(data["notice"])),
-                              data["channel"], data.get("feed_url"))
-    if kind == "digest":
-        parts = tuple(from_dict(part) for part in data["items"])
-        if any(isinstance(part, Digest) for part in parts):
-            raise ValueError("a digest cannot contain a digest")
-        return Digest(id=data["id"], channel=data["channel"],
-                      items=parts,  # type: ignore[arg-type]
-                      since=float(data["since"]), until=float(data["until"]),
-                      reason=str(data["reason"]))
-    raise ValueError(f"unknown deliverable type {kind!r}")
+def _item(record: _AlertRecord | _NoticeRecord | _DigestRecord) -> Deliverable:
+    if isinstance(record, _AlertRecord):
+        return Alert(id=record.id, event=record.event, rule=record.rule, channel=record.channel,
+                     match=RuleMatch(record.rule, record.hits), sources=record.sources)
+    if isinstance(record, _NoticeRecord):
+        return OperatorNotice(record.id, record.notice, record.channel, record.feed_url)
+    return Digest(id=record.id, channel=record.channel,
+                  items=tuple(_item(part) for part in record.items),  # type: ignore[misc]
+                  since=record.since, until=record.until, reason=record.reason)
 
 
-def encode(item: Deliverable) -> str:
-    """`item` as compact JSON."""
-    return json.dumps(to_dict(item), ensure_ascii=False, separators=(",", ":"))
+def encode(item: Deliverable) -> bytes:
+    """`item` as compact JSON, UTF-8 (`decode` inverts it)."""
+    return _ENCODER.encode(_record(item))
 
 
 def decode(payload: str | bytes) -> Deliverable:
-    """Inverse of `encode`."""
-    return from_dict(json.loads(payload))
+    """Inverse of `encode`; raises ValueError on a malformed record."""
+    return _item(_DECODER.decode(payload))

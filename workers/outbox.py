@@ -114,9 +114,9 @@ class Outbox:
         """Queue `(item, urgent)` deliveries; those claimed at once start sending now (in the
         background: `drain` waits for them). Returns once every item is durably queued."""
         for item, urgent in items:
-            outcome = await self._queue(item, urgent)
-            if outcome is not None:
-                self._spawn(item.id, outcome, encode(item))
+            claim = await self._queue(item, urgent)
+            if claim is not None:
+                self._spawn(item.id, claim, item)
 
     async def _queue(self, item: Alert | OperatorNotice, urgent: bool) -> str | None:
         """Queue one item; its claim token when this worker is to send it now."""
@@ -151,9 +151,10 @@ class Outbox:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _spawn(self, delivery_id: str, claim: str, raw: str) -> None:
+    def _spawn(self, delivery_id: str, claim: str, item: Deliverable | str) -> None:
+        """Send `item` (or its JSON, as claimed from Redis) under `claim`, in the background."""
         self._sending += 1
-        task = asyncio.create_task(self._send(delivery_id, claim, raw))
+        task = asyncio.create_task(self._send(delivery_id, claim, item))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -163,12 +164,12 @@ class Outbox:
             await asyncio.wait(set(self._tasks), timeout=timeout)
         return not self._tasks
 
-    async def _send(self, delivery_id: str, claim: str, raw: str) -> None:
+    async def _send(self, delivery_id: str, claim: str, item: Deliverable | str) -> None:
         try:
             async with self._slots:
                 while True:
                     try:
-                        await self._send_claimed(delivery_id, claim, raw)
+                        await self._send_claimed(delivery_id, claim, item)
                         return
                     except (RedisError, OSError) as exc:  # before the send, or after a failed one
                         log.warning("Redis unavailable with a delivery in hand; sending it as "
@@ -203,10 +204,11 @@ class Outbox:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
 
-    async def _send_claimed(self, delivery_id: str, claim: str, raw: str) -> None:
+    async def _send_claimed(self, delivery_id: str, claim: str,
+                            payload: Deliverable | str) -> None:
         try:
-            item = decode(raw)
-        except (KeyError, ValueError, TypeError) as exc:
+            item = decode(payload) if isinstance(payload, str) else payload
+        except ValueError as exc:
             await self._record(delivery_id, claim, "dead", error=f"undecodable delivery: {exc}")
             return
         ids = _ids(item)
