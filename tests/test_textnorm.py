@@ -1,5 +1,5 @@
-"""monitor.textnorm: the quick match form (bytes, lazy offsets) equals `match_form` exactly, and
-`content_hash` (stored entry versions) keeps its value."""
+"""monitor.quickform: the quick match form (bytes, lazy offsets) equals `match_form` exactly,
+and `content_hash` (monitor.textnorm: stored entry versions) keeps its value."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.textnorm import SIMPLE_FORMS, clean_text, content_hash, match_form, quick_match_form
+from monitor.cleantext import clean_text
+from monitor.matchform import match_form
+from monitor.quickform import SIMPLE_FORMS, quick_match_form
+from monitor.textnorm import content_hash
 
 #: Characters the normaliser treats specially, plus simple and non-simple non-ASCII ones.
 TRICKY = ("ab Z_1.,’'\"“”«»\n\t\r\u00a0\u2009\u202f-–—\u2212…½™ßÆŒéÉ£€čŁĳµ\u0301ﬁİ\0  ")
