@@ -18,9 +18,11 @@ from conftest import SmtpServer
 from servers import WebhookReceiver, recording, wait_until_sync
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from monitor.channel_settings import CHANNEL_TYPE_NAMES
 from monitor.embedded import free_port
 from monitor.errors import (
     ChannelGoneError,
+    ChannelSetupError,
     DeliveryError,
     PermanentDeliveryError,
     RetryableDeliveryError,
@@ -28,7 +30,7 @@ from monitor.errors import (
 from monitor.models import Entry, Event, Notice
 from monitor.settings import EmailChannelSettings, RuleSettings, WebhookChannelSettings
 from workers.channels import CHANNEL_TYPES, EmailChannel, WebhookChannel, build_channel
-from workers.channels.webhook import signing_key
+from workers.channels.webhook import sign, signing_key, verify
 from workers.match import Matcher
 from workers.notices import make_notice
 from workers.render import Alert, make_alert, thread_root, webhook_payload
@@ -185,6 +187,18 @@ def test_signing_key_rules() -> None:
     with pytest.raises(ValueError) as info:
         signing_key("whsec_***not base64***")
     assert "not base64" not in str(info.value)
+    assert isinstance(info.value, ChannelSetupError)
+
+
+def test_sign_and_verify_are_standard_webhooks() -> None:
+    body, timestamp = '{"type":"alert"}', int(time.time())
+    header = sign(KEY, "msg_1", timestamp, body)
+    Webhook(SECRET).verify(body, {"webhook-id": "msg_1", "webhook-timestamp": str(timestamp),
+                                  "webhook-signature": header})
+    assert verify(KEY, "msg_1", str(timestamp), body, f"v1,c29tZXRoaW5nIGVsc2U= {header}")
+    assert not verify(KEY, "msg_2", timestamp, body, header)
+    assert not verify(b"another key", "msg_1", timestamp, body, header)
+    assert not verify(KEY, "msg_1", timestamp, body, "")
 
 
 
@@ -288,6 +302,7 @@ async def test_email_smtp_replies_are_classified(refusing_smtp: int,
 
 async def test_build_channel_uses_the_registry(http: httpx.AsyncClient) -> None:
     assert set(CHANNEL_TYPES) == {"webhook", "email", "slack", "discord", "teams", "apprise"}
+    assert tuple(CHANNEL_TYPES) == CHANNEL_TYPE_NAMES  # the registry and the config agree
     hook = build_channel(webhook("https://hooks.example.org/lw"), http)
     mail = build_channel(email(2525), http)
     assert isinstance(hook, WebhookChannel) and hook.name == "newsdesk"

@@ -39,7 +39,7 @@ from workers.channels import (
     TeamsChannel,
     build_channel,
 )
-from workers.chat import MARKDOWN, SLACK, ZWSP, defuse, marked
+from workers.chat import MARKDOWN, PLAIN, SLACK, ZWSP, marked
 
 KINDS = ["slack", "discord", "teams"]
 TOKEN = "T000/B000/XXXXsecretXXXX"
@@ -224,11 +224,11 @@ async def test_markdown_hostile_snippet_has_only_our_markup(
 
 
 def test_defuse_breaks_mentions_and_autolinks() -> None:
-    assert defuse("@everyone") == f"@{ZWSP}everyone"
-    assert defuse("https://evil.example/x") == f"https:{ZWSP}//evil{ZWSP}.example/x"
-    assert defuse("news.bbc.co.uk") == f"news{ZWSP}.bbc{ZWSP}.co{ZWSP}.uk"
-    assert defuse("costs £1.5bn, e.g. 3.14") == "costs £1.5bn, e.g. 3.14"
-    assert defuse("mail desk@example.org") == f"mail desk@{ZWSP}example{ZWSP}.org"
+    assert PLAIN.escape("@everyone") == f"@{ZWSP}everyone"
+    assert PLAIN.escape("https://evil.example/x") == f"https:{ZWSP}//evil{ZWSP}.example/x"
+    assert PLAIN.escape("news.bbc.co.uk") == f"news{ZWSP}.bbc{ZWSP}.co{ZWSP}.uk"
+    assert PLAIN.escape("costs £1.5bn, e.g. 3.14") == "costs £1.5bn, e.g. 3.14"
+    assert PLAIN.escape("mail desk@example.org") == f"mail desk@{ZWSP}example{ZWSP}.org"
 
 
 def test_markdown_escapes_line_start_markers() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.config_loader import parse_config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, LivewatchError
 from monitor.query import And, Near, Not, Or, QuerySyntaxError, Term, parse_query
 
 
@@ -65,6 +65,12 @@ def test_syntax_errors_name_the_column(query: str, column: int, reason: str) -> 
     assert reason in info.value.reason
     query_line, caret = info.value.caret().split("\n")
     assert query_line == query and caret == " " * (column - 1) + "^"
+
+
+def test_syntax_errors_are_livewatch_errors_and_value_errors() -> None:
+    with pytest.raises(LivewatchError) as info:
+        parse_query("a AND")
+    assert isinstance(info.value, QuerySyntaxError) and isinstance(info.value, ValueError)
 
 
 def test_config_error_names_rule_path_and_column() -> None:

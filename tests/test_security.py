@@ -76,7 +76,7 @@ def test_public_addresses(address: str) -> None:
 
 def test_policy_checks_every_address_and_honours_allow_hosts() -> None:
     policy = NetworkPolicy.of(False, ["Feeds.Internal.", "[::1]"])
-    with pytest.raises(Exception, match=r"blocked private address: evil\.example "
+    with pytest.raises(FetchError, match=r"blocked private address: evil\.example "
                                          r"\(169\.254\.169\.254\) is link-local"):
         policy.check("evil.example", ["93.184.216.34", "169.254.169.254"])
     policy.check("good.example", ["93.184.216.34", "2606:4700:4700::1111"])

@@ -30,7 +30,7 @@ from monitor.models import Entry, Event
 from monitor.runtime import connect_redis
 from monitor.settings import Config
 from workers import deliveries
-from workers.channels import build_channel
+from workers.channels import ChannelSet
 from workers.match import Hit, RuleMatch
 from workers.render import Alert
 
@@ -182,11 +182,11 @@ def test(config_path: Path, channel: str) -> None:
 
     async def send() -> None:
         async with httpx.AsyncClient(follow_redirects=False) as http:
-            sender = build_channel(settings, http)
+            senders = ChannelSet(http)
             try:
-                await sender.send(test_alert(channel))
+                await senders.update([settings])[channel].send(test_alert(channel))
             finally:
-                await sender.aclose()
+                await senders.aclose()
 
     try:
         asyncio.run(send())

@@ -46,12 +46,6 @@ def defuse_points(text: str) -> frozenset[int]:
     return frozenset(points)
 
 
-def defuse(text: str) -> str:
-    """`text` with zero-width spaces that stop mentions and auto-linked URLs (see module doc)."""
-    points = defuse_points(text)
-    return "".join((ZWSP + c) if i in points else c for i, c in enumerate(text))
-
-
 _SLACK_CHARS = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"}
 _MARKDOWN_SPECIALS = frozenset("\\*_~`|[]()<>#")
 #: Characters a permalink keeps as they are inside Markdown's `(…)`; others are %-encoded.

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
 import secrets
 import tempfile
@@ -29,6 +27,7 @@ from rich.console import Console
 from monitor.config_loader import parse_config
 from monitor.logs import configure_logging
 from monitor.runtime import connect_redis, install_stop_signals
+from workers.channels.webhook import verify
 from workers.service import run_all
 
 console = Console(highlight=False, soft_wrap=True)
@@ -124,11 +123,9 @@ def _handler(blog: LiveBlog, secret: bytes) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            signed = (f"{self.headers.get('webhook-id')}.{self.headers.get('webhook-timestamp')}"
-                      f".{body.decode()}").encode()
-            expected = base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest())
-            valid = any(hmac.compare_digest(f"v1,{expected.decode()}", sig) for sig in
-                        (self.headers.get("webhook-signature") or "").split())
+            valid = verify(secret, str(self.headers.get("webhook-id")),
+                           str(self.headers.get("webhook-timestamp")), body.decode(),
+                           self.headers.get("webhook-signature") or "")
             self.send_response(204 if valid else 401)
             self.end_headers()
             if valid:

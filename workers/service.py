@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import httpx
 import redis.asyncio as aioredis
@@ -11,38 +10,11 @@ import structlog
 
 from monitor.control import Control
 from monitor.service import run_pollers
-from monitor.settings import ChannelSettings, Config
-from workers.channels import Channel, build_channel
+from monitor.settings import Config
+from workers.channels import ChannelSet
 from workers.consumer import AlertHook, Consumer
 
 log = structlog.get_logger("livewatch.service")
-
-
-class _Channels:
-    """The channels built from a configuration; a reload rebuilds only those that changed."""
-
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self.http = http
-        self.built: dict[str, tuple[ChannelSettings, Channel]] = {}
-        self.every: list[Channel] = []  # closed at exit, including replaced ones
-
-    def update(self, config: Config) -> dict[str, Channel]:
-        built = {}
-        for settings in config.channels:
-            old = self.built.get(settings.name)
-            if old is not None and old[0] == settings:
-                built[settings.name] = old
-            else:
-                channel = build_channel(settings, self.http)
-                self.every.append(channel)
-                built[settings.name] = (settings, channel)
-        self.built = built
-        return {name: channel for name, (_, channel) in built.items()}
-
-    async def aclose(self) -> None:
-        for channel in self.every:
-            with contextlib.suppress(Exception):
-                await channel.aclose()
 
 
 async def run_workers(config: Config, client: aioredis.Redis, stop: asyncio.Event,
@@ -52,15 +24,15 @@ async def run_workers(config: Config, client: aioredis.Redis, stop: asyncio.Even
     `workers.shutdown_timeout`). With `control`, readiness requires a live consumer loop and a
     reload swaps rules and channels between messages."""
     async with httpx.AsyncClient(follow_redirects=False) as http:
-        channels = _Channels(http)
+        channels = ChannelSet(http)
         try:
-            consumer = Consumer(config, client, channels.update(config), on_alert=on_alert)
+            consumer = Consumer(config, client, channels.update(config.channels), on_alert=on_alert)
             if control is not None:
                 control.add_check("consumer", lambda: None if consumer.alive() else
                                   "consumer loop not running")
 
                 async def reload(new: Config) -> None:
-                    consumer.reconfigure(new, channels.update(new))
+                    consumer.reconfigure(new, channels.update(new.channels))
 
                 control.on_reload(reload)
             log.info("worker started", consumer=consumer.name, rules=len(config.rules),

@@ -21,8 +21,8 @@ import httpx
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.redaction import redact, url_shown
-from monitor.settings import AnyChannelSettings, AppriseChannelSettings
-from workers.channels.base import settings_as
+from monitor.settings import AppriseChannelSettings
+from workers.channels.base import FromSettings
 from workers.chat import PLAIN, alert_text, digest_lines, marked, notice_text
 from workers.digest import Deliverable
 from workers.digest_render import digest_summary, digest_window
@@ -49,21 +49,18 @@ def apprise_message(item: Deliverable) -> tuple[str, str, str]:
     return marked(digest_summary(item), (), PLAIN, TITLE_MAX), body, "info"
 
 
-class AppriseChannel:
+class AppriseChannel(FromSettings):
     """Notify the channel's Apprise URLs with each alert, notice or digest."""
 
-    def __init__(self, settings: AppriseChannelSettings) -> None:
+    settings_class = AppriseChannelSettings
+
+    def __init__(self, settings: AppriseChannelSettings,
+                 http_client: httpx.AsyncClient | None = None) -> None:
         self.name = settings.name
         self.settings = settings
         self._urls = [url.get_secret_value() for url in settings.urls]
         self._hidden = {url: url_shown(url, "scheme") for url in self._urls}
         logging.getLogger("apprise").setLevel(logging.WARNING)
-
-    @classmethod
-    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
-              ) -> AppriseChannel:
-        """Registry constructor (see `workers.channels.build_channel`); needs no HTTP client."""
-        return cls(settings_as(settings, AppriseChannelSettings))
 
     def _fail(self, reason: str) -> str:
         return f"apprise {self.name}: {redact(reason, self._hidden)}"

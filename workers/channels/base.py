@@ -1,8 +1,11 @@
-"""The `Channel` protocol every delivery channel implements."""
+"""The `Channel` protocol every delivery channel implements, and how a channel class is built
+from its settings (`FromSettings.build`, which the registry in `workers.channels` calls)."""
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
+
+import httpx
 
 from monitor.settings import AnyChannelSettings
 from workers.digest import Deliverable
@@ -37,3 +40,18 @@ def settings_as(settings: AnyChannelSettings, kind: type[S]) -> S:
         raise TypeError(f"channel {settings.name!r} has {type(settings).__name__}, "
                         f"not {kind.__name__}")
     return settings
+
+
+class FromSettings:
+    """A channel class built from its `settings_class` and the shared HTTP client."""
+
+    settings_class: ClassVar[type[AnyChannelSettings]]
+
+    def __init__(self, settings: Any, http_client: httpx.AsyncClient | None = None) -> None:
+        """Each channel class takes its settings and the HTTP client (used or not)."""
+
+    @classmethod
+    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Self:
+        """Registry constructor (see `workers.channels.build_channel`); TypeError if
+        `settings` are another type's."""
+        return cls(settings_as(settings, cls.settings_class), http_client)

@@ -5,23 +5,22 @@ answer). The URL is the credential, so errors name only its host."""
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
-from monitor.settings import AnyChannelSettings, ChatWebhookSettings
-from workers.channels.base import settings_as
+from monitor.settings import ChatWebhookSettings
+from workers.channels.base import FromSettings
 from workers.channels.httpsend import HttpTarget
 from workers.digest import Deliverable
 
 S = TypeVar("S", bound=ChatWebhookSettings)
 
 
-class ChatWebhookChannel(Generic[S]):
+class ChatWebhookChannel(FromSettings, Generic[S]):
     """Base of the chat channels; a subclass names its settings class and builds the body."""
 
     kind: ClassVar[str]
-    settings_class: ClassVar[type[ChatWebhookSettings]]
 
     def __init__(self, settings: S, client: httpx.AsyncClient) -> None:
         self.name = settings.name
@@ -30,11 +29,6 @@ class ChatWebhookChannel(Generic[S]):
         # as final as a 410, so the channel is disabled rather than retried.
         self._target = HttpTarget(self.kind, settings.name, settings.url, settings.timeout,
                                   client, gone=frozenset({404, 410}))
-
-    @classmethod
-    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Self:
-        """Registry constructor (see `workers.channels.build_channel`)."""
-        return cls(settings_as(settings, cls.settings_class), http_client)  # type: ignore[arg-type]
 
     def payload(self, item: Deliverable) -> dict[str, Any]:
         """The JSON body for `item` (pure)."""

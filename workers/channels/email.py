@@ -16,8 +16,8 @@ import structlog
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
 from monitor.redaction import redact
-from monitor.settings import AnyChannelSettings, EmailChannelSettings
-from workers.channels.base import settings_as
+from monitor.settings import EmailChannelSettings
+from workers.channels.base import FromSettings
 from workers.digest import Deliverable, Digest
 from workers.digest_render import digest_email
 from workers.notices import OperatorNotice, notice_email
@@ -35,18 +35,15 @@ def message_for(item: Deliverable, settings: EmailChannelSettings) -> EmailMessa
     return email_message(item, settings)
 
 
-class EmailChannel:
+class EmailChannel(FromSettings):
     """Send each alert (notice, digest) as an email to the channel's recipients."""
 
-    def __init__(self, settings: EmailChannelSettings) -> None:
+    settings_class = EmailChannelSettings
+
+    def __init__(self, settings: EmailChannelSettings,
+                 http_client: httpx.AsyncClient | None = None) -> None:
         self.name = settings.name
         self.settings = settings
-
-    @classmethod
-    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
-              ) -> EmailChannel:
-        """Registry constructor (see `workers.channels.build_channel`); needs no HTTP client."""
-        return cls(settings_as(settings, EmailChannelSettings))
 
     def _fail(self, reason: str) -> str:
         smtp = self.settings.smtp

@@ -4,7 +4,8 @@
 Error messages name the host, never the secret or the URL path (which may hold a token).
 
 The body is `webhook_payload` for an alert, `notice_payload` for an operator notice and
-`digest_payload` for a digest; `webhook-id` is the item's id in each case.
+`digest_payload` for a digest; `webhook-id` is the item's id in each case. `sign` and `verify`
+are the one signature pair (the demo's receiver checks with `verify`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from monitor.settings import AnyChannelSettings, WebhookChannelSettings
-from workers.channels.base import settings_as
+from monitor.errors import ChannelSetupError
+from monitor.settings import WebhookChannelSettings
+from workers.channels.base import FromSettings
 from workers.channels.httpsend import HttpTarget
 from workers.digest import Deliverable, Digest
 from workers.digest_render import digest_payload
@@ -41,17 +43,24 @@ def signing_key(secret: SecretStr | str) -> bytes:
         try:
             key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError("a webhook secret starting 'whsec_' must be base64 after the "
-                             "prefix") from None
+            raise ChannelSetupError("a webhook secret starting 'whsec_' must be base64 after "
+                                    "the prefix") from None
     if not key:
-        raise ValueError("the webhook secret is empty")
+        raise ChannelSetupError("the webhook secret is empty")
     return key
 
 
-def sign(key: bytes, msg_id: str, timestamp: int, body: str) -> str:
+def sign(key: bytes, msg_id: str, timestamp: int | str, body: str) -> str:
     """The `webhook-signature` header value: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`."""
     digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(key: bytes, msg_id: str, timestamp: int | str, body: str, header: str) -> bool:
+    """Whether `header` (a `webhook-signature` value: space-separated signatures) holds the
+    signature `sign` makes. Compared in constant time; the timestamp's age is not checked."""
+    expected = sign(key, msg_id, timestamp, body)
+    return any(hmac.compare_digest(expected, given) for given in header.split())
 
 
 def payload(item: Deliverable) -> dict[str, Any]:
@@ -63,8 +72,10 @@ def payload(item: Deliverable) -> dict[str, Any]:
     return webhook_payload(item)
 
 
-class WebhookChannel:
+class WebhookChannel(FromSettings):
     """POST each item as JSON to one URL through a shared `httpx.AsyncClient`."""
+
+    settings_class = WebhookChannelSettings
 
     def __init__(self, settings: WebhookChannelSettings, client: httpx.AsyncClient) -> None:
         self.name = settings.name
@@ -73,12 +84,6 @@ class WebhookChannel:
         secrets = [settings.secret.get_secret_value()] if settings.secret is not None else []
         self._target = HttpTarget("webhook", settings.name, settings.url, settings.timeout,
                                   client, secrets)
-
-    @classmethod
-    def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient
-              ) -> WebhookChannel:
-        """Registry constructor (see `workers.channels.build_channel`)."""
-        return cls(settings_as(settings, WebhookChannelSettings), http_client)
 
     async def send(self, item: Deliverable) -> None:
         """POST the item; raise a `DeliveryError` unless it was accepted."""
