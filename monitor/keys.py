@@ -58,6 +58,11 @@ def lease(feed: str) -> str:
     return _feed(feed, "lease")
 
 
+def lease_wanted(feed: str) -> str:
+    """String (expiring): set by a poller refused the lease, so the holder hands it over."""
+    return _feed(feed, "wanted")
+
+
 def fence(feed: str) -> str:
     """Counter: the newest fencing token issued with the feed's lease (INCR, never reset); a
     commit carrying an older token is refused."""

@@ -2,16 +2,19 @@
 
 Before polling a feed a poller `acquire`s its lease: `lw:{feed}:lease` = `{owner} {fence}`,
 expiring, and a fresh fencing token from INCR `lw:{feed}:fence`. A poller that does not get the
-lease skips its turn: another poller has it. The lease is held through the poll (the fetch
-timeout plus the parse budget), then `keep` moves its end to just before the holder's next
-poll, so the other pollers skip until then; the holder itself may always take its own lease
-again. A poller that dies leaves its leases to expire, at most one poll interval (or one poll
-budget, if it died mid-poll) later; the first other poller whose turn comes then takes over.
+lease skips its turn (another poller has it) and sets the feed's `wanted` flag. The lease is
+held through the poll (the fetch timeout plus the parse budget); the poll's own script then
+(`Keep`) holds it through the holder's next turn, which so needs no round trip to take it, or,
+when the flag says another poller wants the feed, only until shortly before that turn, so the
+feed may move: feeds spread over pollers started at different times, and a lone poller keeps
+its feeds at one round trip per quiet poll. A poller that dies leaves its leases to expire, at
+most one poll interval plus one poll budget later; the first other poller whose turn comes
+then takes over.
 
-The fence goes into the commit (see commit.lua): a commit whose token is no longer the newest
-one is refused, so a poller whose lease ran out mid-poll (and was taken over) appends nothing.
-Nothing is lost by a refused or never-made commit either: the state it would have written is
-still the old one, and the next holder detects the same entries again.
+The fence goes into the poll's script (see apply.lua): a plan whose token is no longer the
+newest one is refused, so a poller whose lease ran out mid-poll (and was taken over) appends
+nothing. Nothing is lost by a refused or never-made commit either: the state it would have
+written is still the old one, and the next holder detects the same entries again.
 """
 
 from __future__ import annotations
@@ -28,18 +31,21 @@ from redis.exceptions import RedisError
 from monitor import keys
 from monitor.errors import StateError
 
-# KEYS: 1 lease, 2 fence[, 3 meta]. ARGV: 1 owner (no spaces), 2 hold in ms.
-# Returns the new fence (with meta: {fence, the meta hash's fields and values}), or 0 when
-# another owner holds the lease.
+# KEYS: 1 lease, 2 fence, 3 wanted flag[, 4 meta]. ARGV: 1 owner (no spaces), 2 hold in ms,
+# 3 how long a refused poller's request stays (ms). Returns the new fence (with meta: {fence,
+# the meta hash's fields and values}), or 0 when another owner holds the lease: then the flag
+# asks the holder to hand the feed over at its next poll (see `Keep`).
 _ACQUIRE = """
 local current = redis.call('GET', KEYS[1])
 if current and string.match(current, '^(%S+) ') ~= ARGV[1] then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
   return 0
 end
+redis.call('DEL', KEYS[3])
 local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. fence, 'PX', ARGV[2])
-if KEYS[3] then
-  return {fence, redis.call('HGETALL', KEYS[3])}
+if KEYS[4] then
+  return {fence, redis.call('HGETALL', KEYS[4])}
 end
 return fence
 """
@@ -94,6 +100,18 @@ class Lease:
         return f"{self.owner} {self.fence}"
 
 
+@dataclass(frozen=True, slots=True)
+class Keep:
+    """How a poll's own script (monitor/apply.lua) moves the lease once the poll is recorded:
+    held `hold` seconds (through this poller's next turn, so that turn needs no `acquire`)
+    unless another poller asked for the feed meanwhile, then `handover` seconds (ending before
+    this poller's next turn; <= 0 releases it). `next_poll` is recorded in the feed's health."""
+
+    hold: float
+    handover: float
+    next_poll: float | None = None
+
+
 class FeedLeases:
     """Acquire, keep and release per-feed leases for one owner (one poller process)."""
 
@@ -106,15 +124,18 @@ class FeedLeases:
         self._keep = client.register_script(_KEEP)
         self._release_owned = client.register_script(_RELEASE_OWNED)
 
-    async def acquire(self, feed: str, hold: float, *, meta: bool = False) -> Lease | None:
+    async def acquire(self, feed: str, hold: float, *, meta: bool = False,
+                      want: float = 60.0) -> Lease | None:
         """Take `feed`'s lease for `hold` seconds with a new fencing token, or None when
-        another poller holds it (this poller skips its turn). With `meta`, the lease also
-        carries the feed's meta hash, read in the same round trip."""
-        lease_keys = [keys.lease(feed), keys.fence(feed)]
+        another poller holds it (this poller skips its turn, and asks the holder, for `want`
+        seconds, to hand the feed over). With `meta`, the lease also carries the feed's meta
+        hash, read in the same round trip."""
+        lease_keys = [keys.lease(feed), keys.fence(feed), keys.lease_wanted(feed)]
         if meta:
             lease_keys.append(keys.meta(feed))
         try:
-            reply = await self._acquire(keys=lease_keys, args=[self.owner, _ms(hold)])
+            reply = await self._acquire(keys=lease_keys,
+                                         args=[self.owner, _ms(hold), _ms(want)])
         except RedisError as exc:
             raise StateError(f"cannot take the lease of feed {feed!r}: {exc}") from exc
         if isinstance(reply, list):

@@ -1,29 +1,33 @@
-"""One poll of one feed: fetch, parse, diff, commit. Errors are counted, logged once, backed off."""
+"""One poll of one feed: fetch, parse, ask `monitor.decide` for the plan, apply it in one Redis
+script. Errors are counted, logged once, backed off.
+
+Round trips to Redis: a quiet poll (304, or the body parsed last time) by the poller holding
+the feed's lease is one (the plan's script); a changed poll two (the fingerprints, then the
+script); one more when the turn has to take the lease first.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import structlog
 from redis.exceptions import RedisError
 
 from monitor import metrics
-from monitor.diff import Change, diff_entries
+from monitor.decide import Plan, Snapshot, Status, plan_document, plan_fetch, snapshot_after
 from monitor.errors import FetchError, ParseError, StateError
 from monitor.fetch import Fetcher, FetchResult
-from monitor.models import Entry, Notice
+from monitor.lease import Keep, Lease
 from monitor.reading import read_document
 from monitor.settings import Config, FeedSettings
-from monitor.state import FeedState, Snapshot
+from monitor.state import FeedState
 from monitor.versionmemo import Versions
 
 log = structlog.get_logger("livewatch.poll")
 
-#: `superseded`: the poller's lease was taken over mid-poll, so its commit was refused.
-Status = Literal["changed", "unchanged", "not_modified", "baseline", "error", "superseded"]
+__all__ = ["PollOutcome", "Poller", "Status", "Turn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,20 @@ class PollOutcome:
     max_age: float | None = None
     ended: bool = False
     flood: bool = False
+    #: The feed's state once this poll was recorded, when it still holds its lease for the
+    #: next turn (`Turn`): that turn starts from it without reading Redis.
+    snapshot: Snapshot | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """A scheduled poll: the feed's lease, its snapshot (read with the lease, or kept from
+    the last turn) and `schedule`, which, given the outcome about to be recorded, says how
+    the poll's script moves the lease (`Keep`; None: leave it)."""
+
+    lease: Lease
+    snapshot: Snapshot
+    schedule: Callable[[PollOutcome], Keep | None]
 
 
 class Poller:
@@ -54,14 +72,14 @@ class Poller:
         #: feed -> entry versions of its last parse (`monitor.versionmemo`; no texts)
         self.versions: dict[str, Versions] = {}
 
-    async def poll(self, feed: FeedSettings, *, fence: int | None = None,
-                   meta: dict[str, str] | None = None) -> PollOutcome:
+    async def poll(self, feed: FeedSettings, turn: Turn | None = None, *,
+                   fence: int | None = None) -> PollOutcome:
         """Poll `feed` once; never raises for a broken feed (the outcome says what failed).
-        `fence` is the poller's lease token (monitor.lease): the commit is refused if a newer
-        one was issued meanwhile. `meta`: the feed's meta hash, when read with the lease."""
+        `turn`: the scheduler's lease and snapshot (see `Turn`). Without one, `fence` is a
+        lease token (monitor.lease): the commit is refused if a newer one was issued."""
         started = time.monotonic()
         try:
-            outcome = await self._poll(feed, fence, meta)
+            outcome = await self._poll(feed, turn, turn.lease.fence if turn else fence)
         except (FetchError, ParseError, StateError, RedisError) as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             outcome = await self._failed(feed, str(exc), retry_after)
@@ -78,9 +96,9 @@ class Poller:
         return PollOutcome(feed.name, "error", error=reason, consecutive_failures=streak,
                            retry_after=retry_after)
 
-    async def _poll(self, feed: FeedSettings, fence: int | None,
-                    meta: dict[str, str] | None) -> PollOutcome:
-        snapshot = Snapshot.read(meta) if meta is not None else \
+    async def _poll(self, feed: FeedSettings, turn: Turn | None,
+                    fence: int | None) -> PollOutcome:
+        snapshot = turn.snapshot if turn is not None else \
             await self.state.load(feed.name, fingerprints=False)
         with metrics.FETCH_SECONDS.time():
             result = await self.fetcher.fetch(
@@ -89,84 +107,62 @@ class Poller:
                 etag=snapshot.etag if snapshot.baselined else None,
                 last_modified=snapshot.last_modified if snapshot.baselined else None,
                 headers=feed.headers)
-        # A page not parsed again is the one parsed before: its coverage end still holds.
-        ended = snapshot.coverage_end is not None and snapshot.coverage_end < time.time()
-        if result.not_modified:
-            await self.state.record_success(feed.name, "not_modified")
-            return PollOutcome(feed.name, "not_modified", max_age=result.max_age, ended=ended)
-        if snapshot.baselined and result.body_hash == snapshot.body_hash:
-            await self.state.touch(feed.name, etag=result.etag,
-                                   last_modified=result.last_modified)
-            await self.state.record_success(feed.name, "unchanged")
-            return PollOutcome(feed.name, "unchanged", max_age=result.max_age, ended=ended)
-        # Changed: now the fingerprints (and the validators again: time passed while fetching).
-        return await self._parse_and_commit(feed, result, await self.state.load(feed.name),
-                                            fence)
-
-    async def _parse_and_commit(self, feed: FeedSettings, result: FetchResult,
-                                snapshot: Snapshot, fence: int | None = None) -> PollOutcome:
+        plan = plan_fetch(snapshot, result)
+        if plan is not None:  # a quiet plan never meets a moved baseline
+            outcome = await self._apply(feed, plan, result, snapshot, turn, fence)
+            assert outcome is not None
+            return outcome
+        # Changed: now the fingerprints. (Had another poller baselined the feed meanwhile,
+        # the script would say so: then the meta is read again.)
+        snapshot = replace(snapshot, fingerprints=await self.state.fingerprints(feed.name))
         assert result.body is not None
         with metrics.PARSE_SECONDS.time():
             document = await read_document(self.config, feed.name, feed.kind, result.body,
                                            result.url, result.content_type, feed.selectors,
                                            versions=self.versions.get(feed.name))
         self.versions[feed.name] = document.versions
-        if not document.entries and snapshot.fingerprints:
-            raise ParseError(f"no entries found (had {len(snapshot.fingerprints)}): the page "
-                             "may have changed shape or be behind a login or paywall")
-        content_identity = snapshot.identity == "content"
         for _attempt in range(3):
-            entries = _content_keyed(document.entries) if content_identity else document.entries
-            baseline = not snapshot.baselined
-            changes = diff_entries(snapshot.fingerprints, entries, baseline=baseline,
-                                   backfill=feed.backfill)
-            if not baseline and not content_identity and _churning(changes):
-                await self.state.set_meta(feed.name, identity="content")
-                log.warning("feed churns entry ids; using content identity from now on",
-                            feed=feed.name,
-                            duplicates=sum(1 for c in changes if c.duplicate))
-                content_identity = True
-                continue
-            would_emit = sum(1 for c in changes if c.emit)
-            flood = not baseline and would_emit > max(self.config.defaults.flood_threshold,
-                                                      3 * snapshot.max_events)
-            notice = None
-            if flood:
-                changes = [replace(c, emit=False) for c in changes]
-                notice = Notice("flood", feed.name, (
-                    f"{would_emit} new or edited entries in one poll (the most before was "
-                    f"{snapshot.max_events}); recorded without alerting. The source may have "
-                    "been redesigned or reset."), time.time())
-            edited = [c.entry.id for c in changes if c.previous_version is not None and c.emit]
-            previous = await self.state.previous_texts(feed.name, edited)
-            committed = await self.state.commit(
-                feed.name, feed.url, changes, baseline=baseline, etag=result.etag,
-                last_modified=result.last_modified, body_hash=result.body_hash,
-                previous=previous, notice=notice, fence=fence)
-            if committed.superseded:  # another poller took the feed over: it commits instead
-                return PollOutcome(feed.name, "superseded", entries=len(document.entries),
-                                   kind=document.kind)
-            if not committed.baseline_moved:
-                break
+            plan = plan_document(snapshot, document, backfill=feed.backfill,
+                                 flood_threshold=self.config.defaults.flood_threshold,
+                                 feed=feed.name, now=time.time())
+            outcome = await self._apply(feed, plan, result, snapshot, turn, fence)
+            if outcome is not None:
+                return outcome
             snapshot = await self.state.load(feed.name)  # another poller baselined meanwhile
-        else:
-            raise StateError("feed state kept changing during commit")
-        if flood:
-            log.warning("flood breaker tripped", feed=feed.name, events=would_emit,
+        raise StateError("feed state kept changing during commit")
+
+    async def _apply(self, feed: FeedSettings, plan: Plan, result: FetchResult,
+                     snapshot: Snapshot, turn: Turn | None,
+                     fence: int | None) -> PollOutcome | None:
+        """Record `plan` (one script); the outcome, or None when the baseline moved."""
+        now = time.time()
+        planned = PollOutcome(
+            feed.name, plan.status, new=sum(1 for c in plan.changes if c.emit and
+                                            c.previous_version is None),
+            updated=sum(1 for c in plan.changes if c.emit and c.previous_version is not None),
+            entries=plan.entries, kind=plan.kind, max_age=result.max_age,
+            ended=plan.ended(now), flood=plan.flood)
+        keep = turn.schedule(planned) if turn is not None else None
+        applied = await self.state.apply(
+            feed.name, feed.url, plan, etag=result.etag, last_modified=result.last_modified,
+            body_hash=result.body_hash, lease=turn.lease if turn else None, keep=keep,
+            fence=fence, now=now)
+        if applied.superseded:  # another poller took the feed over: it records instead
+            return PollOutcome(feed.name, "superseded", entries=plan.entries, kind=plan.kind)
+        if applied.baseline_moved:
+            return None
+        if plan.churned:
+            log.warning("feed churns entry ids; using content identity from now on",
+                        feed=feed.name, duplicates=plan.churned)
+        if plan.flood:
+            log.warning("flood breaker tripped", feed=feed.name, events=plan.would_emit,
                         previous_max=snapshot.max_events)
-        elif committed.appended > snapshot.max_events:
-            await self.state.set_meta(feed.name, max_events=committed.appended)
-        page = document.page
-        coverage_end = page.coverage_end.timestamp() if page and page.coverage_end else None
-        if coverage_end != snapshot.coverage_end:
-            await self.state.set_meta(
-                feed.name, coverage_end="" if coverage_end is None else repr(coverage_end))
-        await self.state.record_success(feed.name, "ok", kind=document.kind)
-        ended = coverage_end is not None and coverage_end < time.time()
+        after = snapshot_after(snapshot, plan, result, applied.appended) if applied.held \
+            else None
         return PollOutcome(
-            feed.name, "baseline" if baseline else ("changed" if changes else "unchanged"),
-            new=committed.new, updated=committed.updated, entries=len(document.entries),
-            kind=document.kind, max_age=result.max_age, ended=ended, flood=flood)
+            feed.name, planned.status, new=applied.new, updated=applied.updated,
+            entries=plan.entries, kind=plan.kind, max_age=result.max_age,
+            ended=planned.ended, flood=plan.flood, snapshot=after)
 
     def _log(self, outcome: PollOutcome, elapsed: float) -> None:
         fields = {"feed": outcome.feed, "status": outcome.status,
@@ -177,15 +173,3 @@ class Poller:
         else:
             log.info("poll", kind=outcome.kind, entries=outcome.entries,
                      new=outcome.new, updated=outcome.updated, **fields)
-
-
-def _content_keyed(entries: Sequence[Entry]) -> list[Entry]:
-    """Entries re-identified by their content, for feeds whose ids cannot be trusted."""
-    return [entry.with_id("h:" + entry.version) for entry in entries]
-
-
-def _churning(changes: Sequence[Change]) -> bool:
-    """Many "new" ids carrying content already known under other ids: churned GUIDs."""
-    duplicates = sum(1 for c in changes if c.duplicate)
-    fresh = sum(1 for c in changes if c.previous_version is None and not c.duplicate)
-    return duplicates >= 3 and duplicates >= fresh

@@ -2,17 +2,20 @@
 coalesce. After every poll the job's next run is set by `monitor.cadence`: the interval while a
 feed is live, longer when it is quiet or its coverage ended, exponential backoff on failures.
 
-Every turn first takes the feed's lease (monitor.lease); without it the turn is skipped, as
-another poller has the feed. After the poll the lease is kept until shortly before this
-poller's next turn (`handover` earlier), so with any number of pollers each feed is polled
-about once per interval, and a feed moves between pollers now and then, which spreads the
-feeds over pollers started at different times."""
+Every turn first takes the feed's lease (monitor.lease), unless it still holds it from its
+last turn; without it the turn is skipped, as another poller has the feed. The poll's own
+script then holds the lease through this poller's next turn, or, when another poller asked
+for the feed, only until shortly before it (`handover` earlier), so with any number of pollers
+each feed is polled about once per interval, a feed moves between pollers now and then (which
+spreads the feeds over pollers started at different times), and a lone poller's quiet poll is
+one Redis round trip."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +25,28 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor import metrics
 from monitor.cadence import Cadence, next_delay
+from monitor.decide import Snapshot
 from monitor.errors import StateError
-from monitor.lease import FeedLeases, Lease
-from monitor.poller import Poller, PollOutcome
+from monitor.lease import FeedLeases, Keep, Lease
+from monitor.poller import Poller, PollOutcome, Turn
 from monitor.settings import Config, FeedSettings
 
 log = structlog.get_logger("livewatch.scheduler")
+
+
+#: Seconds a lease is held past the start of its holder's next turn beyond that turn's poll
+#: budget, for a turn that starts late (a busy event loop, a burst of due feeds).
+HOLD_MARGIN = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A lease this poller holds through its next turn, and the feed's state it recorded."""
+
+    lease: Lease
+    snapshot: Snapshot
+    #: time.monotonic() before which the lease surely has not expired in Redis
+    until: float
 
 
 class _Pace:
@@ -50,6 +69,7 @@ class FeedScheduler:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._pace: dict[str, _Pace] = {}
+        self._held: dict[str, _Held] = {}
         self._stopping = False
         #: Turns in progress at once (lease, poll, keep): as many as the fetcher runs, so a
         #: burst of due feeds waits here, before taking leases and Redis connections.
@@ -116,10 +136,12 @@ class FeedScheduler:
             if self.scheduler.get_job(name) is not None:
                 self.scheduler.remove_job(name)
             self._pace.pop(name, None)
+            self._held.pop(name, None)
         for name in sorted(after.keys() - before.keys()):
             self._add(after[name])
         for name in changed:
             feed = after[name]
+            self._held.pop(name, None)  # its next turn takes the lease with the new budget
             job = self.scheduler.get_job(name)
             if job is None:
                 self._add(feed)
@@ -148,38 +170,67 @@ class FeedScheduler:
             self.in_flight.discard(task)
 
     async def _turn(self, feed: FeedSettings) -> None:
-        lease: Lease | None = None
-        try:
-            lease = await self.leases.acquire(feed.name, self.poll_budget(feed), meta=True)
-        except StateError as exc:  # Redis is down: a failed poll, backed off as such
-            outcome = PollOutcome(feed.name, "error", error=str(exc))
-            log.warning("poll failed", feed=feed.name, status="error", error=str(exc))
-            metrics.observe_poll(outcome)
+        held = self._held.pop(feed.name, None)
+        budget = self.poll_budget(feed)
+        lease: Lease | None
+        if held is not None and held.until - time.monotonic() > budget:
+            lease, snapshot = held.lease, held.snapshot  # still ours: no round trip to take it
         else:
-            if lease is None:
-                log.debug("turn skipped: another poller holds the lease",
-                          feed=feed.name)
+            try:
+                lease = await self.leases.acquire(feed.name, budget, meta=True,
+                                                  want=2 * self.config.interval(feed) + budget)
+            except StateError as exc:  # Redis is down: a failed poll, backed off as such
+                outcome = PollOutcome(feed.name, "error", error=str(exc))
+                log.warning("poll failed", feed=feed.name, status="error", error=str(exc))
+                metrics.observe_poll(outcome)
+                self._reschedule(feed, outcome)
                 return
-            outcome = await self.poller.poll(feed, fence=lease.fence, meta=lease.meta)
+            if lease is None:
+                log.debug("turn skipped: another poller holds the lease", feed=feed.name)
+                return
+            snapshot = Snapshot.read(lease.meta or {})
+        assert lease is not None
+        sent = time.monotonic()
+        keeps: list[Keep | None] = []
+
+        def schedule(outcome: PollOutcome) -> Keep | None:
+            keeps.append(self._schedule(feed, outcome, budget))
+            return keeps[-1]
+
+        outcome = await self.poller.poll(feed, Turn(lease, snapshot, schedule))
         if outcome.status == "superseded":  # another poller has the feed now
             return
-        delay = self.delay_after(feed, outcome)
+        if outcome.status == "error":  # its script did not run: back off, move the lease
+            keep = self._schedule(feed, outcome, budget)
+            if keep is not None:
+                await self._keep(lease, keep.handover, keep.next_poll)
+        elif outcome.snapshot is not None and keeps and keeps[-1] is not None:
+            self._held[feed.name] = _Held(lease, outcome.snapshot, sent + keeps[-1].hold)
+
+    def _schedule(self, feed: FeedSettings, outcome: PollOutcome, budget: float) -> Keep | None:
+        """Set the job's next run after `outcome` and say how long to hold the lease: through
+        the next turn (its poll budget and a margin past its start), or, when another poller
+        wants the feed, until `handover` before that turn. None: the job is gone (reload)."""
+        next_run = self._reschedule(feed, outcome)
+        if next_run is None:
+            return Keep(0, 0) if self.scheduler.get_job(feed.name) is None else None
+        until = next_run - time.time()
+        return Keep(hold=until + budget + HOLD_MARGIN, handover=until - self.handover(feed),
+                    next_poll=next_run)
+
+    def _reschedule(self, feed: FeedSettings, outcome: PollOutcome) -> float | None:
+        """Move the job's next run by the cadence after `outcome`; its time (epoch seconds),
+        or None when the job is gone."""
         job = self.scheduler.get_job(feed.name)
         if job is None:  # removed by a reload while polling
-            if lease is not None:
-                await self._keep(lease, 0)
-            return
+            return None
+        delay = self.delay_after(feed, outcome)
         if delay > self.config.interval(feed) + 1e-6:
             delay += random.uniform(0, self.config.jitter(feed))
             job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=delay))
             if outcome.status == "error":
                 log.info("poll backed off", feed=feed.name, delay_s=round(delay, 1))
-        next_run = job.next_run_time.timestamp() if job.next_run_time is not None else None
-        if lease is not None:  # one round trip: the lease moved, the next poll recorded
-            until = next_run - time.time() - self.handover(feed) if next_run is not None else 0.0
-            await self._keep(lease, until, next_run)
-        elif next_run is not None:
-            await self.poller.state.set_next_poll(feed.name, next_run)
+        return job.next_run_time.timestamp() if job.next_run_time is not None else None
 
     async def _keep(self, lease: Lease, seconds: float, next_poll: float | None = None) -> None:
         """Hold `lease` until `seconds` from now (release it if <= 0), noting `next_poll`."""

@@ -1,7 +1,9 @@
 """Per-feed state in Redis: fingerprints, last texts, HTTP validators, poll health.
 
-`FeedState.commit` records a diff and appends its events to the entries stream in one Lua
-script (see commit.lua), so a crash can neither lose nor duplicate an event.
+`FeedState.apply` writes one poll's plan (monitor.decide) in one Lua script (apply.lua): the
+diff, its events on the entries stream, the feed's meta, its health and the poller's lease, so
+a crash can neither lose nor duplicate an event, and a quiet poll costs one round trip.
+Every Redis error here is raised as `StateError`.
 """
 
 from __future__ import annotations
@@ -9,74 +11,57 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from importlib.resources import files
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from monitor import keys
-from monitor.diff import Change
+from monitor.decide import Plan, Snapshot, failing_notice, recovered_notice
 from monitor.errors import StateError
 from monitor.models import Event, Notice
 
-_COMMIT_LUA = files("monitor").joinpath("commit.lua").read_text(encoding="utf-8")
-# KEYS: 1 health. ARGV: field, value, ... to set. Clears `failing_since`; returns the streak
-# and `failing_since` as they were, and whether it was cleared (one script: a MULTI/EXEC of the
-# three commands costs the client ~90 us more per poll).
-_SUCCESS_LUA = """
-local before = redis.call('HMGET', KEYS[1], 'consecutive_failures', 'failing_since')
-local cleared = redis.call('HDEL', KEYS[1], 'failing_since')
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return {before[1], before[2], cleared}
-"""
+if TYPE_CHECKING:
+    from monitor.lease import Keep, Lease
+
+__all__ = ["Applied", "FeedState", "Health", "Snapshot", "event_from_stream"]
+
+_APPLY_LUA = files("monitor").joinpath("apply.lua").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the poller needs to know about a feed before fetching it."""
+class Applied:
+    """Outcome of `FeedState.apply`."""
 
-    baselined: bool
-    #: Entry id -> content version (empty when loaded without them).
-    fingerprints: dict[str, str]
-    etag: str | None
-    last_modified: str | None
-    body_hash: str | None
-    identity: str = "id"
-    max_events: int = 0
-    #: A live blog's `coverageEndTime` (epoch seconds) as last parsed, for polls that do not
-    #: parse the page (304 or an unchanged body).
-    coverage_end: float | None = None
-
-    @classmethod
-    def read(cls, meta: dict[str, str], fingerprints: dict[str, str] | None = None) -> Snapshot:
-        """A feed's snapshot from its meta hash (and fingerprints hash, when read)."""
-        return cls(
-            baselined=meta.get("baselined") == "1", fingerprints=fingerprints or {},
-            etag=meta.get("etag"), last_modified=meta.get("last_modified"),
-            body_hash=meta.get("body_hash"), identity=meta.get("identity") or "id",
-            max_events=int(meta.get("max_events") or 0),
-            coverage_end=float(meta["coverage_end"]) if meta.get("coverage_end") else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CommitResult:
-    """Outcome of `FeedState.commit`."""
-
-    new: int
-    updated: int
-    skipped: int
+    new: int = 0
+    updated: int = 0
+    skipped: int = 0
+    #: The snapshot's baseline state moved (another poller baselined): nothing was written.
     baseline_moved: bool = False
     #: The poller's fencing token was no longer the feed's newest: nothing was written.
     superseded: bool = False
+    #: The lease is held through this poller's next turn (not handed over, not released).
+    held: bool = False
 
     @property
     def appended(self) -> int:
         """Events appended to the stream."""
         return self.new + self.updated
+
+
+def event_from_stream(fields: Mapping[str, str]) -> Event:
+    """The event of an entries-stream message: `event`, and for an edit the texts it replaced
+    (`previous`, JSON {title, text}, added by apply.lua as it replaced them)."""
+    event = Event.decode(fields["event"])
+    previous = fields.get("previous")
+    if previous:
+        data = json.loads(previous)
+        event = replace(event, previous_title=data.get("title", ""),
+                        previous_text=data.get("text", ""))
+    return event
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +86,7 @@ class FeedState:
         self.stream_maxlen = stream_maxlen
         #: Consecutive failed polls that make one "failing" notice (0: never).
         self.failing_after = failing_after
-        self._commit = client.register_script(_COMMIT_LUA)
-        self._success = client.register_script(_SUCCESS_LUA)
+        self._apply = client.register_script(_APPLY_LUA)
 
     async def load(self, feed: str, *, fingerprints: bool = True) -> Snapshot:
         """Read a feed's validators and (unless `fingerprints` is false, as before a fetch
@@ -113,120 +97,94 @@ class FeedState:
                 if fingerprints:
                     pipe.hgetall(keys.fingerprints(feed))
                 meta, *rest = await pipe.execute()
-            prints: dict[str, str] = rest[0] if rest else {}
         except RedisError as exc:
             raise StateError(f"cannot read state of feed {feed!r}: {exc}") from exc
-        return Snapshot.read(meta, prints)
+        return Snapshot.read(meta, rest[0] if rest else {})
 
-    async def previous_texts(self, feed: str, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """The last recorded (title, text) of each entry in `ids` that has one."""
-        if not ids:
-            return {}
-        values = await self.client.hmget(keys.texts(feed), list(ids))
-        out = {}
-        for entry_id, raw in zip(ids, values, strict=True):
-            if raw:
-                data = json.loads(raw)
-                out[entry_id] = (data.get("title", ""), data.get("text", ""))
-        return out
+    async def fingerprints(self, feed: str) -> dict[str, str]:
+        """Entry id -> content version of every entry recorded for `feed`."""
+        with _boundary(f"read the fingerprints of feed {feed!r}"):
+            return cast(dict[str, str], await self.client.hgetall(keys.fingerprints(feed)))
 
-    async def commit(self, feed: str, feed_url: str, changes: Sequence[Change], *,
-                     baseline: bool, etag: str | None, last_modified: str | None,
-                     body_hash: str, previous: dict[str, tuple[str, str]] | None = None,
-                     notice: Notice | None = None, fence: int | None = None) -> CommitResult:
-        """Record `changes`, append the emitted ones to the stream and `notice` (if any) to
-        the notices stream, atomically. With `fence` (the poller's lease token, see
-        monitor.lease) nothing is written unless it is still the feed's newest token."""
-        previous = previous or {}
-        now = time.time()
-        args: list[Any] = ["1" if baseline else "0", self.max_entries, self.stream_maxlen,
-                           etag or "", last_modified or "", body_hash, len(changes),
-                           notice.encode() if notice else "",
-                           "" if fence is None else str(fence)]
-        for change in changes:
+    async def apply(self, feed: str, feed_url: str, plan: Plan, *, etag: str | None = None,
+                    last_modified: str | None = None, body_hash: str = "",
+                    fence: int | None = None, lease: Lease | None = None,
+                    keep: Keep | None = None, now: float | None = None) -> Applied:
+        """Write `plan` atomically: its changes (each a compare-and-set on the entry's
+        version), their events, its notice, the fetch's validators (`etag`, `last_modified`)
+        and `body_hash` as the plan says, the feed's meta and a good poll's health; with
+        `lease` and `keep`, move the lease as `keep` says. With `fence` (the poller's lease
+        token, see monitor.lease) nothing is written unless it is still the feed's newest
+        token. A feed reported failing gets one "recovered" notice."""
+        now = time.time() if now is None else now
+        fence = lease.fence if lease is not None else fence
+        meta = list(plan.meta.items())
+        health = "ok" if plan.validators == "replace" else plan.status
+        args: list[Any] = [
+            plan.validators, "1" if plan.baseline else "0", self.max_entries, self.stream_maxlen,
+            etag or "", last_modified or "", body_hash,
+            plan.notice.encode() if plan.notice else "",
+            "" if fence is None else str(fence), now, health, plan.kind or "",
+            "0" if plan.flood else "1", lease.value if lease and keep else "",
+            _ms(keep.hold) if keep else 0, _ms(keep.handover) if keep else 0,
+            keep.next_poll if keep and keep.next_poll is not None else "",
+            len(meta), len(plan.changes)]
+        for name, value in meta:
+            args += [name, value]
+        for change in plan.changes:
             entry = change.entry
-            payload = ""
-            if change.emit:
-                prev_title, prev_text = previous.get(entry.id, (None, None))
-                payload = Event(
-                    kind=change.kind, feed=feed, feed_url=feed_url, entry=entry,
-                    version=change.version, detected_at=now,
-                    previous_title=prev_title, previous_text=prev_text,
-                ).encode()
+            payload = Event(kind=change.kind, feed=feed, feed_url=feed_url, entry=entry,
+                            version=change.version, detected_at=now).encode() \
+                if change.emit else ""
             texts = json.dumps({"title": entry.title, "text": entry.text}, ensure_ascii=False)
             args += [entry.id, change.previous_version or "", change.version, texts,
                      "1" if change.emit else "0", payload]
         script_keys = [keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
                        keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM,
-                       keys.fence(feed)]
+                       keys.fence(feed), keys.health(feed), keys.lease(feed),
+                       keys.lease_wanted(feed)]
         try:
-            result = cast(list[int], await self._commit(keys=script_keys, args=args))
+            reply = cast(list[Any], await self._apply(keys=script_keys, args=args))
         except RedisError as exc:
             raise StateError(f"cannot record state of feed {feed!r}: {exc}") from exc
-        if result[0] == -1:
-            return CommitResult(0, 0, 0, baseline_moved=True)
-        if result[0] == -2:
-            return CommitResult(0, 0, 0, superseded=True)
-        return CommitResult(int(result[0]), int(result[1]), int(result[2]))
-
-    async def touch(self, feed: str, *, etag: str | None, last_modified: str | None) -> None:
-        """Store fresh HTTP validators after a fetch whose body had not changed."""
-        mapping: dict[Any, Any] = {
-            k: v for k, v in (("etag", etag), ("last_modified", last_modified)) if v}
-        if mapping:
-            await self.client.hset(keys.meta(feed), mapping=mapping)
-
-    async def set_meta(self, feed: str, **fields: str | int) -> None:
-        """Remember per-feed facts (`identity`, `max_events`, `coverage_end`) next to the
-        fingerprints."""
-        mapping: dict[Any, Any] = dict(fields)
-        await self.client.hset(keys.meta(feed), mapping=mapping)
-
-    async def record_success(self, feed: str, status: str, kind: str | None = None) -> None:
-        """Reset the failure streak after a good poll (and note the kind parsed, if any). A
-        feed that had been reported failing gets one "recovered" notice."""
-        now = time.time()
-        fields: list[str | float] = ["consecutive_failures", 0, "last_status", status,
-                                     "last_error", "", "last_poll", now, "last_success", now]
-        if kind:
-            fields += ["kind", kind]
-        streak, since, reported = await self._success(keys=[keys.health(feed)], args=fields)
-        if reported:  # HDEL is atomic: exactly one poller sees the notice was out
-            down = _ago(now - float(since)) if since else "a while"
-            await self.notice(Notice("recovered", feed, (
-                f"Feed {feed} is polled fine again after {streak or 'several'} failed polls "
-                f"(failing for {down})."), now))
-
-    async def set_next_poll(self, feed: str, at: float) -> None:
-        """Note when the scheduler will poll `feed` next (shown by `livewatch status`)."""
-        with contextlib.suppress(RedisError):
-            await self.client.hset(keys.health(feed), "next_poll", at)
+        if reply[0] == -1:
+            return Applied(baseline_moved=True)
+        if reply[0] == -2:
+            return Applied(superseded=True)
+        new, updated, skipped, held, streak, since, recovered = reply
+        if recovered:  # HDEL is atomic: exactly one poller sees the notice was out
+            await self.notice(recovered_notice(feed, int(streak or 0),
+                                               float(since) if since else None, now))
+        return Applied(int(new), int(updated), int(skipped), held=held == 1)
 
     async def record_failure(self, feed: str, reason: str) -> int:
         """Count a failed poll; returns the number of consecutive failures. The poll that
         makes the streak reach `failing_after` sends one "failing" notice."""
         now = time.time()
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(keys.health(feed), "consecutive_failures", 1)
-            pipe.hincrby(keys.health(feed), "total_failures", 1)
-            pipe.hset(keys.health(feed), mapping={
-                "last_status": "error", "last_error": reason[:500], "last_poll": now})
-            streak, _, _ = await pipe.execute()
-        if self.failing_after and int(streak) == self.failing_after:  # one poller sees it
-            await self.client.hset(keys.health(feed), "failing_since", now)
-            await self.notice(Notice("failing", feed, (
-                f"Feed {feed} failed {streak} polls in a row; it keeps being retried with "
-                f"backoff. Last error: {reason[:300]}"), now))
+        with _boundary(f"record the failure of feed {feed!r}"):
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hincrby(keys.health(feed), "consecutive_failures", 1)
+                pipe.hincrby(keys.health(feed), "total_failures", 1)
+                pipe.hset(keys.health(feed), mapping={
+                    "last_status": "error", "last_error": reason[:500], "last_poll": now})
+                streak, _, _ = await pipe.execute()
+            notice = failing_notice(feed, int(streak), self.failing_after, reason, now)
+            if notice is not None:  # one poller sees the streak reach it
+                await self.client.hset(keys.health(feed), "failing_since", now)
+        if notice is not None:
+            await self.notice(notice)
         return int(streak)
 
     async def notice(self, notice: Notice) -> None:
         """Append an operator notice to the notices stream."""
-        await self.client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()},
-                               maxlen=self.stream_maxlen, approximate=True)
+        with _boundary(f"append a {notice.kind} notice"):
+            await self.client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()},
+                                   maxlen=self.stream_maxlen, approximate=True)
 
     async def health(self, feed: str) -> Health:
         """Current poll health of a feed."""
-        raw: dict[str, str] = await self.client.hgetall(keys.health(feed))  # type: ignore[assignment]
+        with _boundary(f"read the health of feed {feed!r}"):
+            raw: dict[str, str] = await self.client.hgetall(keys.health(feed))  # type: ignore[assignment]
 
         def number(name: str) -> float | None:
             return float(raw[name]) if raw.get(name) else None
@@ -239,10 +197,15 @@ class FeedState:
         )
 
 
-def _ago(seconds: float) -> str:
-    """`95` -> `2 min`; a short human span."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+@contextlib.contextmanager
+def _boundary(what: str) -> Iterator[None]:
+    """Raise a Redis error as the project's `StateError`, saying what could not be done."""
+    try:
+        yield
+    except RedisError as exc:
+        raise StateError(f"cannot {what}: {exc}") from exc
+
+
+def _ms(seconds: float) -> int:
+    """Milliseconds for a PX argument; 0 stays 0 (release)."""
+    return max(1, int(seconds * 1000)) if seconds > 0 else 0

@@ -7,17 +7,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from monitor import keys
+from monitor.decide import Plan
+from monitor.diff import Change
 from monitor.fetch import Fetcher
 from monitor.models import Event
 from monitor.poller import Poller
 from monitor.service import make_state
 from monitor.settings import Config
+from monitor.state import Applied, FeedState, event_from_stream
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,4 +107,26 @@ def poller_for(config: Config, client: aioredis.Redis, fetcher: Fetcher) -> Poll
 
 async def events(client: aioredis.Redis) -> list[Event]:
     """Every event on the entries stream, oldest first."""
-    return [Event.decode(f["event"]) for _, f in await client.xrange(keys.EVENTS_STREAM)]
+    return [event_from_stream(f) for _, f in await client.xrange(keys.EVENTS_STREAM)]
+
+
+async def commit(state: FeedState, feed: str, feed_url: str, changes: Sequence[Change], *,
+                 baseline: bool, etag: str | None = None, last_modified: str | None = None,
+                 body_hash: str = "x", fence: int | None = None) -> Applied:
+    """Record a diff as a parsed poll's plan would (`FeedState.apply`)."""
+    plan = Plan("baseline" if baseline else "changed", validators="replace",
+                changes=tuple(changes), baseline=baseline)
+    return await state.apply(feed, feed_url, plan, etag=etag, last_modified=last_modified,
+                             body_hash=body_hash, fence=fence)
+
+
+async def record_success(state: FeedState, feed: str, status: str = "ok",
+                         kind: str | None = None) -> Applied:
+    """Record a good poll: `ok` as a parsed page with nothing new, else a quiet `status`."""
+    if status == "ok":
+        snapshot = await state.load(feed, fingerprints=False)
+        plan = Plan("unchanged", validators="replace", baseline=not snapshot.baselined,
+                    kind=kind)
+    else:
+        plan = Plan("not_modified" if status == "not_modified" else "unchanged", kind=kind)
+    return await state.apply(feed, "", plan)

@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from conftest import SmtpServer
 from servers import Received, WebhookReceiver
-from service import stream_idle, wait_until
+from service import commit, stream_idle, wait_until
 
 from monitor import keys
 from monitor.config_loader import parse_config
@@ -126,11 +126,11 @@ async def test_matching_event_from_commit_is_delivered_once_and_acked(
     consumer = consumer_for(config)
     await consumer.ensure_group()
     state = make_state(config, redis_client)
-    await state.commit("summit", FEED_URL, [], baseline=True, etag=None, last_modified=None,
+    await commit(state, "summit", FEED_URL, [], baseline=True, etag=None, last_modified=None,
                        body_hash="h0")
     entry = make_event().entry
     changes = diff_entries({}, [entry], baseline=False)
-    result = await state.commit("summit", FEED_URL, changes, baseline=False, etag=None,
+    result = await commit(state, "summit", FEED_URL, changes, baseline=False, etag=None,
                                 last_modified=None, body_hash="h1")
     assert result.appended == 1
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from service import record_success
 
 from monitor import keys
 from monitor.config_loader import parse_config
@@ -170,7 +171,7 @@ async def test_status_collect(redis_client: aioredis.Redis) -> None:
     cfg = config()
     state = make_state(cfg, redis_client)
     await state.record_failure("a", "HTTP 500")
-    await state.record_success("b", "ok", kind="rss")
+    await record_success(state, "b", "ok", kind="rss")
     await redis_client.hincrby(keys.CHANNEL_STATS, "hook:delivered", 3)
     report = await collect(redis_client, cfg)
     feeds = {f["name"]: f for f in report["feeds"]}

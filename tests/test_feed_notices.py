@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 from feeds import Item, rss
 from servers import FeedServer, WebhookReceiver
-from service import Service, wait_until
+from service import Service, record_success, wait_until
 
 from monitor import keys
 from monitor.embedded import EmbeddedRedis
@@ -38,13 +38,13 @@ async def test_one_failing_and_one_recovered_notice_across_pollers(
     (failing,) = await notices(redis_client)
     assert failing.kind == "failing" and failing.feed == "summit"
     assert "failed 3 polls in a row" in failing.message and "HTTP 500" in failing.message
-    await asyncio.gather(*(p.record_success("summit", "ok") for p in pollers))
-    await pollers[0].record_success("summit", "not_modified")
+    await asyncio.gather(*(record_success(p, "summit", "ok") for p in pollers))
+    await record_success(pollers[0], "summit", "not_modified")
     kinds = [n.kind for n in await notices(redis_client)]
     assert kinds == ["failing", "recovered"]
     # A short blip below the threshold says nothing.
     await pollers[0].record_failure("summit", "timeout")
-    await pollers[0].record_success("summit", "ok")
+    await record_success(pollers[0], "summit", "ok")
     assert len(await notices(redis_client)) == 2
 
 
@@ -52,7 +52,7 @@ async def test_threshold_zero_turns_notices_off(redis_client: aioredis.Redis) ->
     state = FeedState(redis_client, max_entries=100, stream_maxlen=1000, failing_after=0)
     for _ in range(10):
         await state.record_failure("summit", "HTTP 500")
-    await state.record_success("summit", "ok")
+    await record_success(state, "summit", "ok")
     assert await notices(redis_client) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 from feeds import Item, rss
 from servers import FeedServer
-from service import events, poller_for, wait_until
+from service import commit, events, poller_for, wait_until
 
 from monitor import keys
 from monitor.config_loader import parse_config
@@ -104,7 +104,7 @@ async def test_late_commit_after_the_lease_expired_is_refused(
     B's (with the current fence) records the change and appends its event once."""
     state = FeedState(redis_client, max_entries=100, stream_maxlen=1000)
     a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
-    await state.commit("f", URL, diff_entries({}, [entry("x")], baseline=True), baseline=True,
+    await commit(state, "f", URL, diff_entries({}, [entry("x")], baseline=True), baseline=True,
                        etag=None, last_modified=None, body_hash="h0")
 
     lease_a = await a.acquire("f", 0.1)
@@ -118,13 +118,13 @@ async def test_late_commit_after_the_lease_expired_is_refused(
     snap_b = await state.load("f")
     changes_b = diff_entries(snap_b.fingerprints, [entry("x"), entry("y")], baseline=False)
 
-    late = await state.commit("f", URL, changes_a, baseline=False, etag='"a"',
+    late = await commit(state, "f", URL, changes_a, baseline=False, etag='"a"',
                               last_modified=None, body_hash="ha", fence=lease_a.fence)
     assert late.superseded and late.appended == 0
     assert await events(redis_client) == []
     assert await redis_client.hget(keys.meta("f"), "body_hash") == "h0"  # nothing written
 
-    current = await state.commit("f", URL, changes_b, baseline=False, etag='"b"',
+    current = await commit(state, "f", URL, changes_b, baseline=False, etag='"b"',
                                  last_modified=None, body_hash="hb", fence=lease_b.fence)
     assert not current.superseded and current.new == 1
     assert [e.entry.id for e in await events(redis_client)] == ["y"]
@@ -135,14 +135,14 @@ async def test_commit_with_the_current_fence_is_accepted(redis_client: aioredis.
     state = FeedState(redis_client, max_entries=100, stream_maxlen=1000)
     lease = await FeedLeases(redis_client, "poller-a").acquire("f", 10)
     assert lease is not None
-    base = await state.commit("f", URL, diff_entries({}, [entry("x")], baseline=True),
+    base = await commit(state, "f", URL, diff_entries({}, [entry("x")], baseline=True),
                               baseline=True, etag=None, last_modified=None, body_hash="h",
                               fence=lease.fence)
     assert not base.superseded and not base.baseline_moved
     snap = await state.load("f")
     assert snap.baselined and set(snap.fingerprints) == {"x"}
     changes = diff_entries(snap.fingerprints, [entry("x"), entry("z")], baseline=False)
-    result = await state.commit("f", URL, changes, baseline=False, etag=None,
+    result = await commit(state, "f", URL, changes, baseline=False, etag=None,
                                 last_modified=None, body_hash="h2", fence=lease.fence)
     assert result.new == 1 and [e.entry.id for e in await events(redis_client)] == ["z"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from service import livewatch, wait_until
+from service import commit, livewatch, wait_until
 
 from monitor import keys
 from monitor.config_loader import parse_config
@@ -67,7 +67,7 @@ async def test_leases_and_commits_through_sentinel(
         assert lease is not None
         state = make_state(config, client)
         entry = Entry(id="a", url="https://news.example.org/live#a", title="A", text="Body")
-        result = await state.commit("f", "u", diff_entries({}, [entry], baseline=True),
+        result = await commit(state, "f", "u", diff_entries({}, [entry], baseline=True),
                                     baseline=True, etag=None, last_modified=None,
                                     body_hash="h", fence=lease.fence)
         assert not result.superseded

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
+from service import commit, record_success
 
 from monitor import keys
 from monitor.diff import diff_entries
 from monitor.models import Entry, Event
-from monitor.state import FeedState
+from monitor.state import FeedState, event_from_stream
 
 
 def entry(i: str, text: str = "body") -> Entry:
@@ -17,26 +18,23 @@ def entry(i: str, text: str = "body") -> Entry:
 
 
 async def stream_events(client: aioredis.Redis) -> list[Event]:
-    return [Event.decode(f["event"]) for _, f in await client.xrange(keys.EVENTS_STREAM)]
+    return [event_from_stream(f) for _, f in await client.xrange(keys.EVENTS_STREAM)]
 
 
-async def commit(state: FeedState, entries: list[Entry], *, baseline: bool) -> int:
+async def commit_entries(state: FeedState, entries: list[Entry], *, baseline: bool) -> int:
     snap = await state.load("f")
     changes = diff_entries(snap.fingerprints, entries, baseline=baseline)
-    prev = await state.previous_texts(
-        "f", [c.entry.id for c in changes if c.previous_version])
-    result = await state.commit("f", "https://news.example.org/feed", changes,
-                                baseline=baseline, etag='"e1"', last_modified=None,
-                                body_hash="h", previous=prev)
+    result = await commit(state, "f", "https://news.example.org/feed", changes,
+                          baseline=baseline, etag='"e1"', body_hash="h")
     return result.appended
 
 
 async def test_baseline_then_new_and_edit(redis_client: aioredis.Redis) -> None:
     state = FeedState(redis_client, max_entries=100, stream_maxlen=1000)
-    assert await commit(state, [entry("a"), entry("b")], baseline=True) == 0
+    assert await commit_entries(state, [entry("a"), entry("b")], baseline=True) == 0
     snap = await state.load("f")
     assert snap.baselined and snap.etag == '"e1"' and set(snap.fingerprints) == {"a", "b"}
-    assert await commit(state, [entry("c"), entry("a", "edited body"), entry("b")],
+    assert await commit_entries(state, [entry("c"), entry("a", "edited body"), entry("b")],
                         baseline=False) == 2
     events = await stream_events(redis_client)
     assert [(e.kind, e.entry.id) for e in events] == [("updated", "a"), ("new", "c")]
@@ -46,11 +44,11 @@ async def test_baseline_then_new_and_edit(redis_client: aioredis.Redis) -> None:
 async def test_replayed_commit_never_duplicates(redis_client: aioredis.Redis) -> None:
     """Two pollers (or a retry) committing the same diff: the compare-and-set drops the second."""
     state = FeedState(redis_client, max_entries=100, stream_maxlen=1000)
-    await commit(state, [entry("a")], baseline=True)
+    await commit_entries(state, [entry("a")], baseline=True)
     snap = await state.load("f")
     changes = diff_entries(snap.fingerprints, [entry("a"), entry("n")], baseline=False)
     results = await asyncio.gather(*(
-        state.commit("f", "u", changes, baseline=False, etag=None, last_modified=None,
+        commit(state, "f", "u", changes, baseline=False, etag=None, last_modified=None,
                      body_hash="x") for _ in range(5)))
     assert sum(r.appended for r in results) == 1
     assert len(await stream_events(redis_client)) == 1
@@ -59,17 +57,17 @@ async def test_replayed_commit_never_duplicates(redis_client: aioredis.Redis) ->
 async def test_baseline_race_is_reported(redis_client: aioredis.Redis) -> None:
     state = FeedState(redis_client, max_entries=100, stream_maxlen=1000)
     changes = diff_entries({}, [entry("a")], baseline=True)
-    first = await state.commit("f", "u", changes, baseline=True, etag=None,
+    first = await commit(state, "f", "u", changes, baseline=True, etag=None,
                                last_modified=None, body_hash="x")
-    second = await state.commit("f", "u", changes, baseline=True, etag=None,
+    second = await commit(state, "f", "u", changes, baseline=True, etag=None,
                                 last_modified=None, body_hash="x")
     assert not first.baseline_moved and second.baseline_moved
 
 
 async def test_fingerprints_are_capped_oldest_first(redis_client: aioredis.Redis) -> None:
     state = FeedState(redis_client, max_entries=10, stream_maxlen=1000)
-    await commit(state, [entry(f"a{i}") for i in range(8)], baseline=True)
-    await commit(state, [entry(f"b{i}") for i in range(6)], baseline=False)
+    await commit_entries(state, [entry(f"a{i}") for i in range(8)], baseline=True)
+    await commit_entries(state, [entry(f"b{i}") for i in range(6)], baseline=False)
     snap = await state.load("f")
     assert len(snap.fingerprints) == 10
     assert await redis_client.hlen(keys.texts("f")) == 10
@@ -82,6 +80,6 @@ async def test_failures_are_counted_and_reset(redis_client: aioredis.Redis) -> N
     assert await state.record_failure("f", "HTTP 500") == 2
     health = await state.health("f")
     assert health.consecutive_failures == 2 and health.last_error == "HTTP 500"
-    await state.record_success("f", "ok")
+    await record_success(state, "f", "ok")
     health = await state.health("f")
     assert health.consecutive_failures == 0 and health.total_failures == 2

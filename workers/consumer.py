@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from monitor import keys, metrics
 from monitor.models import Event, Notice
 from monitor.settings import Config
+from monitor.state import event_from_stream
 from monitor.urls import without_secrets
 from workers.channels import Channel
 from workers.grouping import CrossFeedGroups
@@ -239,7 +240,7 @@ class Consumer:
                 notice = Notice.decode(fields["notice"])
                 handle, about = partial(self.handle_notice, notice), notice.feed
             else:
-                event = Event.decode(fields["event"])
+                event = event_from_stream(fields)
                 handle, about = partial(self.handle, event), event.feed
         except (KeyError, ValueError, TypeError) as exc:
             await self._dead_letter(stream, message_id, fields,

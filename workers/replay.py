@@ -27,9 +27,9 @@ from monitor import keys
 from monitor.cli import config_option, load_or_exit
 from monitor.errors import LivewatchError
 from monitor.logs import configure_logging
-from monitor.models import Event
 from monitor.runtime import connect_redis
 from monitor.settings import Config, parse_duration
+from monitor.state import event_from_stream
 from workers.channels import build_channel
 from workers.consumer import Consumer
 from workers.match import Matcher, snippet
@@ -72,12 +72,13 @@ async def retention_note(client: aioredis.Redis, start_ms: int) -> str | None:
     return None
 
 
-async def _events(client: aioredis.Redis, start_ms: int) -> AsyncIterator[tuple[str, str]]:
+async def _events(client: aioredis.Redis,
+                  start_ms: int) -> AsyncIterator[tuple[str, dict[str, str]]]:
     lower = f"{start_ms}-0"
     while True:
         batch: Any = await client.xrange(keys.EVENTS_STREAM, lower, "+", count=BATCH)
         for message_id, fields in batch:
-            yield message_id, fields.get("event", "")
+            yield message_id, fields
         if len(batch) < BATCH:
             return
         lower = f"({batch[-1][0]}"
@@ -93,9 +94,9 @@ async def replay_events(config: Config, client: aioredis.Redis, since: float, *,
     if result.note:
         echo(f"note: {result.note}")
     matcher = Matcher(config.rules)
-    async for message_id, payload in _events(client, start_ms):
+    async for message_id, fields in _events(client, start_ms):
         try:
-            event = Event.decode(payload)
+            event = event_from_stream(fields)
         except (KeyError, ValueError, TypeError):
             result.undecodable += 1
             continue
