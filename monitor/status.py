@@ -22,7 +22,7 @@ from monitor.config_types import format_duration
 from monitor.redaction import url_shown
 from monitor.settings import Config
 
-#: Streams consumed by the `workers` group.
+#: Delivery outcomes counted per channel (`lw:stats:channels`), in the order shown.
 CHANNEL_OUTCOMES = ("delivered", "retry", "dead")
 
 

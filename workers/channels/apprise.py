@@ -49,15 +49,14 @@ def apprise_message(item: Deliverable) -> tuple[str, str, str]:
     return marked(digest_summary(item), (), PLAIN, TITLE_MAX), body, "info"
 
 
-class AppriseChannel(FromSettings):
+class AppriseChannel(FromSettings[AppriseChannelSettings]):
     """Notify the channel's Apprise URLs with each alert, notice or digest."""
 
     settings_class = AppriseChannelSettings
 
     def __init__(self, settings: AppriseChannelSettings,
                  http_client: httpx.AsyncClient | None = None) -> None:
-        self.name = settings.name
-        self.settings = settings
+        super().__init__(settings)
         self._urls = [url.get_secret_value() for url in settings.urls]
         self._hidden = {url: url_shown(url, "scheme") for url in self._urls}
         logging.getLogger("apprise").setLevel(logging.WARNING)

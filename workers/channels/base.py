@@ -3,7 +3,7 @@ from its settings (`FromSettings.build`, which the registry in `workers.channels
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, Self, TypeVar
+from typing import ClassVar, Generic, Protocol, Self, TypeVar
 
 import httpx
 
@@ -11,6 +11,15 @@ from monitor.settings import AnyChannelSettings
 from workers.digest import Deliverable
 
 S = TypeVar("S")
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+#: A channel class's settings type.
+Settings = TypeVar("Settings", bound=_Named)
 
 
 class Channel(Protocol):
@@ -42,16 +51,19 @@ def settings_as(settings: AnyChannelSettings, kind: type[S]) -> S:
     return settings
 
 
-class FromSettings:
-    """A channel class built from its `settings_class` and the shared HTTP client."""
+class FromSettings(Generic[Settings]):
+    """A channel class built from its `settings_class` and the shared HTTP client (which a
+    subclass's `__init__` uses or not)."""
 
     settings_class: ClassVar[type[AnyChannelSettings]]
 
-    def __init__(self, settings: Any, http_client: httpx.AsyncClient | None = None) -> None:
-        """Each channel class takes its settings and the HTTP client (used or not)."""
+    def __init__(self, settings: Settings, http_client: httpx.AsyncClient | None = None) -> None:
+        self.name = settings.name
+        self.settings = settings
 
     @classmethod
     def build(cls, settings: AnyChannelSettings, http_client: httpx.AsyncClient) -> Self:
         """Registry constructor (see `workers.channels.build_channel`); TypeError if
         `settings` are another type's."""
-        return cls(settings_as(settings, cls.settings_class), http_client)
+        # `settings_class` is the class's `Settings` (a ClassVar cannot say so to mypy).
+        return cls(settings_as(settings, cls.settings_class), http_client)  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ answer). The URL is the credential, so errors name only its host."""
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
@@ -17,14 +17,13 @@ from workers.digest import Deliverable
 S = TypeVar("S", bound=ChatWebhookSettings)
 
 
-class ChatWebhookChannel(FromSettings, Generic[S]):
+class ChatWebhookChannel(FromSettings[S]):
     """Base of the chat channels; a subclass names its settings class and builds the body."""
 
     kind: ClassVar[str]
 
     def __init__(self, settings: S, client: httpx.AsyncClient) -> None:
-        self.name = settings.name
-        self.settings = settings
+        super().__init__(settings)
         # A deleted Slack, Discord or Teams webhook answers 404 (Discord: "Unknown Webhook"):
         # as final as a 410, so the channel is disabled rather than retried.
         self._target = HttpTarget(self.kind, settings.name, settings.url, settings.timeout,

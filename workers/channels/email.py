@@ -11,7 +11,6 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import aiosmtplib
-import httpx
 import structlog
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
@@ -35,15 +34,10 @@ def message_for(item: Deliverable, settings: EmailChannelSettings) -> EmailMessa
     return email_message(item, settings)
 
 
-class EmailChannel(FromSettings):
+class EmailChannel(FromSettings[EmailChannelSettings]):
     """Send each alert (notice, digest) as an email to the channel's recipients."""
 
     settings_class = EmailChannelSettings
-
-    def __init__(self, settings: EmailChannelSettings,
-                 http_client: httpx.AsyncClient | None = None) -> None:
-        self.name = settings.name
-        self.settings = settings
 
     def _fail(self, reason: str) -> str:
         smtp = self.settings.smtp

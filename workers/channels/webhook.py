@@ -72,14 +72,13 @@ def payload(item: Deliverable) -> dict[str, Any]:
     return webhook_payload(item)
 
 
-class WebhookChannel(FromSettings):
+class WebhookChannel(FromSettings[WebhookChannelSettings]):
     """POST each item as JSON to one URL through a shared `httpx.AsyncClient`."""
 
     settings_class = WebhookChannelSettings
 
     def __init__(self, settings: WebhookChannelSettings, client: httpx.AsyncClient) -> None:
-        self.name = settings.name
-        self.settings = settings
+        super().__init__(settings)
         self._key = signing_key(settings.secret) if settings.secret is not None else None
         secrets = [settings.secret.get_secret_value()] if settings.secret is not None else []
         self._target = HttpTarget("webhook", settings.name, settings.url, settings.timeout,
