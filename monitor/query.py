@@ -19,7 +19,7 @@ import regex
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark import Tree as LarkTree
 
-from monitor.errors import QuerySyntaxError
+from monitor.errors import QuerySyntaxError as QuerySyntaxError  # re-exported
 from monitor.textnorm import normalize_phrase
 
 MatchField = Literal["title", "text", "author"]
