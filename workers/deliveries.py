@@ -1,11 +1,10 @@
 """What `livewatch alerts ...` reads and changes in the outbox: listings of deliveries, dead
-letters queued again, channels re-enabled. Sending belongs to `workers.outbox`.
+letters queued again, channels re-enabled. Sending belongs to `workers.outbox`. A failure of
+Redis raises StateError.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import redis.asyncio as aioredis
 from monitor import keys
 from workers import outbox_scripts as scripts
 from workers.outbox_scripts import stamp
+from workers.outbox_store import OutboxStore, state_errors
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ async def dead(client: aioredis.Redis, limit: int = 100, *,
     return await _listing(client, keys.OUTBOX_DEAD, limit, channel=channel, state="dead")
 
 
+@state_errors
 async def _listing(client: aioredis.Redis, index: str, limit: int, *, channel: str | None,
                    state: str | None) -> list[Delivery]:
     found: list[Delivery] = []
@@ -87,6 +88,7 @@ async def _listing(client: aioredis.Redis, index: str, limit: int, *, channel: s
     return found[:limit]
 
 
+@state_errors
 async def requeue(client: aioredis.Redis, ids: Sequence[str]) -> int:
     """Queue dead deliveries again; returns how many were dead (and are queued now)."""
     script = client.register_script(scripts.REQUEUE)
@@ -100,23 +102,10 @@ async def requeue(client: aioredis.Redis, ids: Sequence[str]) -> int:
 
 async def enable(client: aioredis.Redis, channel: str) -> bool:
     """Re-enable a channel disabled after HTTP 410; False if it was not disabled."""
-    return bool(await client.hdel(keys.DISABLED_CHANNELS, channel))
+    return await OutboxStore(client).enable(channel)
 
 
 async def disabled_channels(client: aioredis.Redis) -> dict[str, dict[str, Any]]:
     """Disabled channels -> {reason, at, fingerprint}."""
-    raw: Any = await client.hgetall(keys.DISABLED_CHANNELS)
-    out: dict[str, dict[str, Any]] = {}
-    for channel, value in raw.items():
-        with contextlib.suppress(ValueError):
-            out[channel] = json.loads(value)
-    return out
+    return await OutboxStore(client).disabled()
 
-
-async def queued_count(client: aioredis.Redis) -> tuple[int, int]:
-    """(deliveries queued or being sent, dead letters)."""
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.OUTBOX_DUE)
-        pipe.zcard(keys.OUTBOX_DEAD)
-        due, dead_count = await pipe.execute()
-    return int(due), int(dead_count)

@@ -1,7 +1,8 @@
 """The durable delivery outbox: every alert becomes one delivery per channel, kept in Redis
 until the channel accepts it or it is dead-lettered, and sent by whichever worker claims it.
 
-Life of a delivery (see `workers.outbox_scripts` for the atomic steps):
+Life of a delivery (its Redis calls are in `workers.outbox_store`, the atomic steps in
+`workers.outbox_scripts`):
 
 - `submit` queues it under its stable id (a re-handled event queues nothing twice) and, unless
   the channel's policy holds it for a digest, claims it for this worker and sends it at once.
@@ -32,27 +33,22 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 from pydantic import SecretStr
-from redis.exceptions import RedisError
 
-from monitor import keys, metrics
-from monitor.errors import ChannelGoneError, DeliveryError
+from monitor import metrics
+from monitor.errors import ChannelGoneError, DeliveryError, StateError
 from monitor.models import Notice
 from monitor.settings import AnyChannelSettings, Config
-from workers import outbox_scripts as scripts
 from workers.channels import Channel
 from workers.digest import Deliverable, Digest, decode, encode
 from workers.notices import OperatorNotice, make_notice
-from workers.outbox_scripts import stamp
+from workers.outbox_store import OutboxStore, until_answered
 from workers.policy import rate_spill, retry_delay, route
 from workers.render import Alert
 
 log = structlog.get_logger("livewatch.outbox")
 
-#: `alerts list` keeps this many most recent deliveries indexed.
-RECENT_CAP = 10_000
 #: At most this many held deliveries go into one digest (the rest follow in the next).
 DIGEST_MAX_ITEMS = 200
-_PREFIX = keys.delivery("")
 
 AlertHook = Callable[[Alert], None]
 
@@ -69,22 +65,13 @@ def _reveal(value: object) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
 
 
-def _meta(item: Alert | OperatorNotice) -> tuple[str, str, str, str]:
-    """(kind, rule, feed, title) for listings."""
-    if isinstance(item, OperatorNotice):
-        notice = item.notice
-        return "notice", "", notice.feed, f"{notice.kind}: {notice.message}"[:200]
-    entry = item.event.entry
-    return "alert", item.rule, item.event.feed, (entry.title or entry.text[:120] or entry.id)[:200]
-
-
 class Outbox:
     """Queues deliveries, sends them with this worker's share of the work, records outcomes."""
 
     def __init__(self, client: aioredis.Redis, config: Config, channels: Mapping[str, Channel],
                  *, on_alert: AlertHook | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.client = client
+        self.store = OutboxStore(client)
         self.on_alert = on_alert
         #: Wall-clock epoch seconds: due times, holds and quiet hours are read from it.
         self.clock = clock
@@ -93,11 +80,6 @@ class Outbox:
         self.reconfigure(config, channels)
         self._slots = asyncio.Semaphore(config.workers.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._enqueue = client.register_script(scripts.ENQUEUE)
-        self._claim = client.register_script(scripts.CLAIM)
-        self._result = client.register_script(scripts.RESULT)
-        self._renew = client.register_script(scripts.RENEW)
-        self._flush = client.register_script(scripts.FLUSH)
         self._wake = asyncio.Event()
         #: Sends started and not finished (claimed deliveries this worker holds).
         self._sending = 0
@@ -126,19 +108,12 @@ class Outbox:
         action = decision.action if decision else "send"
         if action == "send" and self._sending >= self.settings.concurrency:
             action = "queue"  # no free slot: a claim now could outlive its lease in our queue
-        window, limit, rate_ttl, rate_due, rate_reason = (
-            rate_spill(settings, now) if settings and not urgent else ("", 0, 0, 0.0, ""))
-        kind, rule, feed, title = _meta(item)
-        result: Any = await self._enqueue(
-            keys=[keys.delivery(item.id), keys.OUTBOX_DUE, keys.OUTBOX_RECENT,
-                  keys.held(item.channel), keys.hold(item.channel), keys.HELD_CHANNELS,
-                  keys.rate(item.channel, window or "none")],
-            args=[item.id, encode(item), item.channel, stamp(now), action,
-                  stamp(now + self.settings.delivery_lease),
-                  stamp(decision.due if decision else now), decision.reason if decision else "",
-                  "1" if decision and decision.keep_due else "0", limit, rate_ttl,
-                  stamp(rate_due), rate_reason, RECENT_CAP, kind, rule, feed, title])
-        status = result[0]
+        status, claim = await self.store.enqueue(
+            item, encode(item), now=now, action=action,
+            lease_until=now + self.settings.delivery_lease,
+            due=decision.due if decision else now, reason=decision.reason if decision else "",
+            keep_due=bool(decision and decision.keep_due),
+            rate=rate_spill(settings, now) if settings and not urgent else ("", 0, 0, 0.0, ""))
         if status == "held":
             metrics.observe_delivery(item.channel, "held")
             log.info("held for digest", **_ids(item))
@@ -147,7 +122,7 @@ class Outbox:
             metrics.observe_delivery(item.channel, "duplicate")
         elif status == "queued":
             self._wake.set()
-        return str(result[1]) if status == "claimed" else None
+        return claim
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -171,7 +146,7 @@ class Outbox:
                     try:
                         await self._send_claimed(delivery_id, claim, item)
                         return
-                    except (RedisError, OSError) as exc:  # before the send, or after a failed one
+                    except StateError as exc:  # before the send, or after a failed one
                         log.warning("Redis unavailable with a delivery in hand; sending it as "
                                     "soon as Redis answers", delivery=delivery_id, error=str(exc))
                     if not await self._renewed(delivery_id, claim):
@@ -193,16 +168,9 @@ class Outbox:
 
     async def _renewed(self, delivery_id: str, claim: str) -> bool:
         """Wait until Redis answers, then keep the lease if this sender still holds it."""
-        pause = 0.1
-        while True:
-            try:
-                held = await self._renew(
-                    keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE],
-                    args=[delivery_id, claim, stamp(self.clock() + self.settings.delivery_lease)])
-                return bool(held)
-            except (RedisError, OSError):
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+        return await until_answered(lambda: self.store.renew(
+            delivery_id, claim, self.clock() + self.settings.delivery_lease), None,
+            "renew a lease", delivery=delivery_id)
 
     async def _send_claimed(self, delivery_id: str, claim: str,
                             payload: Deliverable | str) -> None:
@@ -216,9 +184,8 @@ class Outbox:
         if channel is None:
             await self._give_up(item, claim, f"channel {item.channel!r} is no longer configured")
             return
-        disabled = await self.client.hget(keys.DISABLED_CHANNELS, item.channel)
-        if disabled:
-            reason = json.loads(disabled).get("reason", "disabled")
+        reason = await self.store.disabled_reason(item.channel)
+        if reason is not None:
             await self._give_up(item, claim, f"channel {item.channel} is disabled: {reason}")
             return
         started = time.monotonic()
@@ -239,7 +206,7 @@ class Outbox:
         self._count(item.channel, "delivered", started, elapsed)
         try:
             await self._record(item.id, claim, "delivered")
-        except (RedisError, OSError) as exc:  # never retried as a send: it was sent
+        except StateError as exc:  # never retried as a send: it was sent
             raise _Unrecorded(str(exc)) from exc
         log.info("delivered", elapsed_ms=round(elapsed * 1000, 1), **ids)
         if self.on_alert is not None:
@@ -249,10 +216,10 @@ class Outbox:
     async def _failed(self, item: Deliverable, claim: str, reason: str, retryable: bool,
                       retry_after: float | None, started: float) -> None:
         ids = _ids(item)
-        raw = await self.client.hmget(keys.delivery(item.id), ["attempts", "created"])
-        attempts = int(raw[0] or 0) + 1
-        created = float(raw[1] or self.clock())
+        attempts, created = await self.store.attempts(item.id)
+        attempts += 1
         now = self.clock()
+        created = now if created is None else created
         if not retryable:
             await self._give_up(item, claim, reason, started)
             return
@@ -276,24 +243,12 @@ class Outbox:
 
     async def _record(self, delivery_id: str, claim: str, outcome: str, *, error: str = "",
                       next_due: float = 0.0) -> str:
-        """Run the RESULT script, retrying while Redis is unreachable (a restart), for up to
-        the delivery lease (after it another sender may have the delivery)."""
-        deadline = time.monotonic() + self.settings.delivery_lease
-        pause = 0.1
-        while True:
-            try:
-                result: Any = await self._result(
-                    keys=[keys.delivery(delivery_id), keys.OUTBOX_DUE, keys.OUTBOX_DEAD],
-                    args=[delivery_id, claim, outcome, stamp(self.clock()), stamp(next_due),
-                          error[:1000], int(self.config.state.delivered_ttl)])
-                return str(result)
-            except (RedisError, OSError) as exc:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("could not record a delivery result; retrying",
-                            delivery=delivery_id, outcome=outcome, error=str(exc))
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
+        """Record an outcome, retrying while Redis is unreachable (a restart), for up to the
+        delivery lease (after it another sender may have the delivery)."""
+        return await until_answered(lambda: self.store.record(
+            delivery_id, claim, outcome, now=self.clock(), next_due=next_due, error=error,
+            delivered_ttl=int(self.config.state.delivered_ttl)), self.settings.delivery_lease,
+            "record a delivery result", delivery=delivery_id, outcome=outcome)
 
     def _count(self, channel: str, outcome: str, started: float,
                elapsed: float | None = None) -> None:
@@ -303,16 +258,15 @@ class Outbox:
         task.add_done_callback(self._tasks.discard)
 
     async def _stat(self, channel: str, outcome: str) -> None:
-        with contextlib.suppress(RedisError, OSError):
-            await self.client.hincrby(keys.CHANNEL_STATS, f"{channel}:{outcome}", 1)
+        with contextlib.suppress(StateError):
+            await self.store.count(channel, outcome)
 
     async def _disable(self, channel: str, reason: str) -> None:
         """Disable `channel` (HTTP 410) and notify the operator through the other channels."""
         settings = self.channel_settings.get(channel)
         record = {"reason": reason, "at": self.clock(),
                   "fingerprint": fingerprint(settings) if settings else ""}
-        first = await self.client.hsetnx(keys.DISABLED_CHANNELS, channel, json.dumps(record))
-        if not first:
+        if not await self.store.disable(channel, record):
             return
         log.error("channel disabled: its destination is gone", channel=channel,
                   error=reason)
@@ -338,7 +292,7 @@ class Outbox:
                         await self.reenable_fixed()
                         last_check = time.monotonic()
                     wait = await self.step()
-                except (RedisError, OSError) as exc:
+                except StateError as exc:
                     log.warning("outbox: Redis unavailable; retrying", error=str(exc))
                     wait = 1.0
                 except Exception:  # a bug must not stop every delivery of this worker
@@ -363,48 +317,34 @@ class Outbox:
         await self.flush_holds(now)
         free = self.settings.concurrency - self._sending
         if free > 0:
-            claimed: Any = await self._claim(
-                keys=[keys.OUTBOX_DUE],
-                args=[stamp(now), stamp(now + self.settings.delivery_lease), free, _PREFIX])
-            for index in range(0, len(claimed), 3):
-                self._spawn(claimed[index], claimed[index + 1], claimed[index + 2])
-            if len(claimed) // 3 >= free:
+            claimed = await self.store.claim(now, now + self.settings.delivery_lease, free)
+            for delivery_id, claim, payload in claimed:
+                self._spawn(delivery_id, claim, payload)
+            if len(claimed) >= free:
                 return 0.05
-        nxt: Any = await self.client.zrange(keys.OUTBOX_DUE, 0, 0, withscores=True)
-        hold = await self._next_hold()
-        candidates = [float(nxt[0][1])] if nxt else []
-        if hold is not None:
-            candidates.append(hold)
-        soonest = min(candidates, default=now + 1.0)
-        return max(0.02, min(soonest - self.clock(), 1.0))
+        soonest = await self._soonest()
+        return max(0.02, min((now + 1.0 if soonest is None else soonest) - self.clock(), 1.0))
 
-    async def _next_hold(self) -> float | None:
-        channels: Any = await self.client.smembers(keys.HELD_CHANNELS)
-        dues = []
-        for channel in channels:
-            due = await self.client.hget(keys.hold(channel), "due")
-            if due:
-                dues.append(float(due))
-        return min(dues) if dues else None
+    async def _soonest(self) -> float | None:
+        """When the next queued delivery or hold is due."""
+        dues = [due for due in (await self.store.next_due(), await self.store.next_hold())
+                if due is not None]
+        return min(dues, default=None)
 
     async def flush_holds(self, now: float | None = None) -> int:
         """Send the held deliveries of every channel whose hold is due (as digests); a channel
         in quiet hours waits for their end. Returns the number of deliveries queued."""
         now = self.clock() if now is None else now
         queued = 0
-        channels: Any = await self.client.smembers(keys.HELD_CHANNELS)
-        for channel in sorted(channels):
+        for channel in await self.store.held_channels():
             settings = self.channel_settings.get(channel)
             if settings is not None:
                 decision = route(settings, now, urgent=False)
                 if decision.action == "hold" and not decision.keep_due:  # quiet hours
-                    await self.client.hset(keys.hold(channel), "due", stamp(decision.due))
+                    await self.store.postpone_hold(channel, decision.due)
                     continue
-            result: Any = await self._flush(
-                keys=[keys.held(channel), keys.hold(channel), keys.HELD_CHANNELS,
-                      keys.OUTBOX_DUE, keys.OUTBOX_RECENT],
-                args=[channel, stamp(now), DIGEST_MAX_ITEMS, _PREFIX,
-                      int(self.config.state.delivered_ttl)])
+            result = await self.store.flush(channel, now, DIGEST_MAX_ITEMS,
+                                            int(self.config.state.delivered_ttl))
             if result:
                 queued += 1
                 log.info("hold released", channel=channel, kind=result[0],
@@ -413,15 +353,11 @@ class Outbox:
 
     async def reenable_fixed(self) -> None:
         """Re-enable disabled channels whose settings changed since (the operator fixed them)."""
-        disabled: Any = await self.client.hgetall(keys.DISABLED_CHANNELS)
-        for channel, raw in disabled.items():
+        for channel, record in (await self.store.disabled()).items():
             settings = self.channel_settings.get(channel)
-            if settings is None:
-                continue
-            with contextlib.suppress(ValueError):
-                if json.loads(raw).get("fingerprint") != fingerprint(settings):
-                    await self.client.hdel(keys.DISABLED_CHANNELS, channel)
-                    log.info("channel re-enabled: its settings changed", channel=channel)
+            if settings is not None and record.get("fingerprint") != fingerprint(settings):
+                await self.store.enable(channel)
+                log.info("channel re-enabled: its settings changed", channel=channel)
 
     async def run_until_idle(self, timeout: float = 30.0) -> None:
         """Burst mode: send what is due, and keep going while more becomes due (retries,
@@ -431,14 +367,12 @@ class Outbox:
             wait = await self.step()
             await self.drain(max(0.0, deadline - time.monotonic()))
             left = deadline - time.monotonic()
-            nxt: Any = await self.client.zrange(keys.OUTBOX_DUE, 0, 0, withscores=True)
-            hold = await self._next_hold()
-            dues = [float(nxt[0][1])] if nxt else []
-            dues += [hold] if hold is not None else []
-            if left <= 0 or (not self._tasks and (not dues or min(dues) - self.clock() > left)):
+            soonest = await self._soonest()
+            if left <= 0 or (not self._tasks and (soonest is None
+                                                  or soonest - self.clock() > left)):
                 return
-            if dues:
-                wait = min(wait, max(min(dues) - self.clock(), 0.005))
+            if soonest is not None:
+                wait = min(wait, max(soonest - self.clock(), 0.005))
             await asyncio.sleep(min(wait, max(left, 0.0)))
 
 
