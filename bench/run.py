@@ -52,7 +52,8 @@ from monitor.runtime import connect_redis
 from monitor.service import make_state
 from monitor.settings import Config, FeedSettings
 from monitor.sources import parse_document
-from workers.channels import build_channel
+from tests.service import run_until_empty
+from workers.channels import ChannelSet
 from workers.consumer import Consumer
 
 
@@ -136,11 +137,10 @@ class Pipeline:
     service's own client: a blocking pool of `max_concurrency` + 100 connections)."""
 
     def __init__(self, config: Config, client: aioredis.Redis, fetcher: Fetcher,
-                 http: httpx.AsyncClient) -> None:
+                 channels: ChannelSet) -> None:
         self.config = config
         self.poller = Poller(config, make_state(config, client), fetcher)
-        channels = {c.name: build_channel(c, http) for c in config.channels}
-        self.consumer = Consumer(config, client, channels, name="bench")
+        self.consumer = Consumer(config, client, channels.update(config.channels), name="bench")
         self.gate = asyncio.Semaphore(config.defaults.max_concurrency)
 
     async def poll(self, feed: FeedSettings) -> str:
@@ -149,7 +149,7 @@ class Pipeline:
 
     async def cycle(self) -> dict[str, int]:
         statuses = await asyncio.gather(*(self.poll(feed) for feed in self.config.feeds))
-        await self.consumer.run_until_empty()
+        await run_until_empty(self.consumer)
         return _count(statuses)
 
 
@@ -245,9 +245,10 @@ async def _run(base: str, options: Options, rs: EmbeddedRedis) -> None:
         limits = httpx.Limits(max_connections=config.defaults.max_concurrency)
         async with connect_redis(config) as client, \
                 Fetcher(user_agent="livewatch-bench", max_concurrency=100) as fetcher, \
-                httpx.AsyncClient(limits=limits) as http, \
+                httpx.AsyncClient(limits=limits) as http, ChannelSet(http) as channels, \
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
-            pipeline, baseline = Pipeline(config, client, fetcher, http), Baseline(config, session)
+            pipeline = Pipeline(config, client, fetcher, channels)
+            baseline = Baseline(config, session)
             k = max(1, int(feeds * options.changed))
             results = [
                 await measure("livewatch cold (baseline)", pipeline.cycle, feeds, profiler),

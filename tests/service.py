@@ -21,6 +21,7 @@ from monitor.poller import Poller
 from monitor.service import make_state
 from monitor.settings import Config
 from monitor.state import Applied, FeedState, event_from_stream
+from workers.consumer import Consumer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,3 +131,14 @@ async def record_success(state: FeedState, feed: str, status: str = "ok",
     else:
         plan = Plan("not_modified" if status == "not_modified" else "unchanged", kind=kind)
     return await state.apply(feed, "", plan)
+
+
+async def run_until_empty(consumer: Consumer) -> None:
+    """Burst mode: handle every event and notice readable now (stale pending ones the consumer
+    may claim included), then let its outbox send what is due (retries and digests too)."""
+    await consumer.ensure_group()
+    await consumer.reclaim()
+    while await consumer.read(block=None):
+        await consumer.drain()
+    await consumer.drain()
+    await consumer.outbox.run_until_idle()

@@ -17,7 +17,7 @@ from monitor import keys
 from monitor.config_loader import load_config
 from monitor.embedded import EmbeddedRedis
 from monitor.models import Entry, Event
-from workers.channels import build_channel
+from workers.channels import ChannelSet
 from workers.consumer import Consumer
 
 FEED_URL = "https://news.example.org/live/summit"
@@ -46,9 +46,8 @@ async def deliver(config_path: Path, redis_url: str, *entry_ids: str) -> None:
     config = load_config(config_path)
     client: aioredis.Redis = aioredis.from_url(redis_url, decode_responses=True)
     try:
-        async with httpx.AsyncClient() as http:
-            worker = Consumer(config, client, {c.name: build_channel(c, http)
-                                               for c in config.channels}, name="cli-test")
+        async with httpx.AsyncClient() as http, ChannelSet(http) as channels:
+            worker = Consumer(config, client, channels.update(config.channels), name="cli-test")
             for entry_id in entry_ids:
                 await worker.handle(event(entry_id))
             await worker.outbox.run_until_idle(timeout=10)

@@ -1,7 +1,7 @@
 """workers.consumer on a real redis-server with real channels (local webhook receiver, aiosmtpd).
 
 Events reach the stream the way the poller writes them (FeedState.commit, or Event.encode XADDed
-under the `event` field); the consumer runs in burst mode (`run_until_empty`). Waits are
+under the `event` field); the consumer runs in burst mode (`service.run_until_empty`). Waits are
 conditions with deadlines, never bare sleeps.
 """
 
@@ -19,7 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from conftest import SmtpServer
 from servers import Received, WebhookReceiver
-from service import commit, stream_idle, wait_until
+from service import commit, run_until_empty, stream_idle, wait_until
 
 from monitor import keys
 from monitor.config_loader import parse_config
@@ -28,7 +28,7 @@ from monitor.models import Entry, Event, Notice
 from monitor.service import make_state
 from monitor.settings import Config
 from workers import deliveries
-from workers.channels import Channel, build_channel
+from workers.channels import ChannelSet
 from workers.consumer import Consumer
 from workers.render import alert_id
 
@@ -77,8 +77,7 @@ ConsumerFactory = Callable[..., Consumer]
 @pytest.fixture
 def consumer_for(redis_client: aioredis.Redis, http: httpx.AsyncClient) -> ConsumerFactory:
     def make(config: Config, name: str = "worker-1") -> Consumer:
-        channels: dict[str, Channel] = {c.name: build_channel(c, http) for c in config.channels}
-        return Consumer(config, redis_client, channels, name=name)
+        return Consumer(config, redis_client, ChannelSet(http).update(config.channels), name=name)
     return make
 
 
@@ -134,7 +133,7 @@ async def test_matching_event_from_commit_is_delivered_once_and_acked(
                                 last_modified=None, body_hash="h1")
     assert result.appended == 1
 
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     (body,) = webhook_receiver.bodies()
     assert (body["event"], body["rule"], body["entry"]["id"]) == ("new", "coalition", "e1")
     assert body["feed"] == {"name": "summit", "url": FEED_URL}
@@ -154,7 +153,7 @@ async def test_non_matching_event_sends_nothing_and_is_acked(
     await consumer.ensure_group()
     await publish(redis_client, make_event("Leaders arrive at the venue.", "e1"))
     await publish(redis_client, make_event(MATCHING + " Football fans agree.", "e2"))  # `none`
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     assert responder.calls == 0
     assert await pending(redis_client) == 0 and await stream_idle(redis_client)
     assert await dead_letters(redis_client) == []
@@ -170,7 +169,7 @@ async def test_same_event_twice_in_one_batch_is_sent_once(
     event = make_event()
     await publish(redis_client, event)
     await publish(redis_client, event)
-    await consumer.run_until_empty()  # both entries read in one XREADGROUP, handled together
+    await run_until_empty(consumer)  # both entries read in one XREADGROUP, handled together
     assert responder.calls == 1 and len(webhook_receiver.received) == 1
     assert await pending(redis_client) == 0
 
@@ -184,9 +183,9 @@ async def test_same_event_handled_again_later_is_not_resent(
     event = make_event()
     await consumer_for(config).ensure_group()
     await publish(redis_client, event)
-    await consumer_for(config).run_until_empty()
+    await run_until_empty(consumer_for(config))
     await publish(redis_client, event)
-    await consumer_for(config, name="worker-2").run_until_empty()
+    await run_until_empty(consumer_for(config, name="worker-2"))
     assert responder.calls == 1
     assert await pending(redis_client) == 0 and await stream_idle(redis_client)
 
@@ -200,7 +199,7 @@ async def test_retryable_failures_then_success_deliver_once(
     await consumer.ensure_group()
     await publish(redis_client, make_event())
     started = time.monotonic()
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     assert time.monotonic() - started < 2.0
     assert responder.calls == 3 and len(set(responder.ids)) == 1  # same webhook-id each time
     assert len(webhook_receiver.received) == 1
@@ -219,7 +218,7 @@ async def test_always_failing_delivery_is_retried_then_dead_lettered(
     event = make_event()
     await publish(redis_client, event)
 
-    await consumer.run_until_empty()  # queued and acked at once; retried until given up
+    await run_until_empty(consumer)  # queued and acked at once; retried until given up
     ident = alert_id("summit", "e1", "coalition", "hook", event.version)
     assert await pending(redis_client) == 0
     assert await state_of(redis_client, ident) == "dead"
@@ -241,7 +240,7 @@ async def test_permanent_failure_is_dead_lettered_not_retried(
     await consumer.ensure_group()
     event = make_event()
     await publish(redis_client, event)
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     assert responder.calls == 1
     assert await pending(redis_client) == 0
     ident = alert_id("summit", "e1", "coalition", "hook", event.version)
@@ -252,7 +251,7 @@ async def test_permanent_failure_is_dead_lettered_not_retried(
     assert await state_of(redis_client, ident) == "dead"
     # Seen again (a duplicate or a replay): still not retried.
     await publish(redis_client, event)
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     assert responder.calls == 1 and len(await deliveries.dead(redis_client)) == 1
 
 
@@ -271,7 +270,7 @@ async def test_undecodable_entry_is_dead_lettered(
     await consumer.ensure_group()
     message_id = await redis_client.xadd(keys.EVENTS_STREAM, fields)
     await publish(redis_client, make_event())  # a good event after it is still handled
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     (dead,) = await dead_letters(redis_client)
     assert dead["source_id"] == message_id and "undecodable event" in dead["error"]
     assert dead["event"] == fields.get("event", "")
@@ -289,14 +288,14 @@ async def test_stale_pending_event_of_another_consumer_is_reclaimed(
                                               {keys.EVENTS_STREAM: ">"}, count=10)
     assert len(read[0][1]) == 1  # the ghost took it and died without acking
 
-    await patient.run_until_empty()  # not idle long enough for this worker: left alone
+    await run_until_empty(patient)  # not idle long enough for this worker: left alone
     assert webhook_receiver.received == [] and await pending(redis_client) == 1
 
     consumer = consumer_for(make_config(webhook_receiver, workers="claim_idle: 50ms, "
                                         + FAST_RETRIES))
 
     async def delivered() -> bool:
-        await consumer.run_until_empty()
+        await run_until_empty(consumer)
         return len(webhook_receiver.received) >= 1
 
     await wait_until(delivered, timeout=4.0, what="the ghost's event to be reclaimed")
@@ -314,7 +313,7 @@ async def test_email_and_webhook_both_deliver(
     await consumer.ensure_group()
     event = make_event()
     await publish(redis_client, event)
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
 
     async def mailed() -> bool:
         return len(smtp_server.inbox.messages) >= 1
@@ -346,7 +345,7 @@ async def test_delivery_in_flight_is_not_taken_by_another_worker(
     busy, other = consumer_for(config, "busy"), consumer_for(config, "other")
     await busy.ensure_group()
     await publish(redis_client, make_event())
-    handling = asyncio.create_task(busy.run_until_empty())
+    handling = asyncio.create_task(run_until_empty(busy))
     await wait_until(lambda: stream_idle(redis_client), what="the event queued and acked")
     deadline = time.monotonic() + 1.0
     while time.monotonic() < deadline:  # the lease has seconds to run: nothing to claim
@@ -366,7 +365,7 @@ async def test_operator_notice_reaches_the_feeds_rule_channels_once(
     notice = Notice(kind="flood", feed="summit", message="200 entries in one poll", at=1.5)
     for _ in range(2):  # the same notice twice is delivered once
         await redis_client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()})
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     (body,) = webhook_receiver.bodies()
     assert body["type"] == "notice" and body["kind"] == "flood"
     assert body["feed"] == {"name": "summit", "url": FEED_URL}
@@ -390,5 +389,5 @@ operator: {{channels: [ops]}}
     await consumer.ensure_group()
     notice = Notice(kind="flood", feed="summit", message="m", at=2.0)
     await redis_client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()})
-    await consumer.run_until_empty()
+    await run_until_empty(consumer)
     assert [r.path for r in webhook_receiver.received] == ["/ops"]

@@ -23,7 +23,7 @@ from monitor.scheduler import FeedScheduler
 from monitor.service import make_state
 from monitor.settings import Config
 from monitor.status import collect, redact
-from workers.channels import build_channel
+from workers.channels import ChannelSet
 from workers.consumer import Consumer
 
 
@@ -157,10 +157,10 @@ async def test_consumer_swaps_rules_and_keeps_removed_channels(
     old = config()
     new = parse_config(config_text().replace("name: hook", "name: desk")
                        .replace("channels: [hook]", "channels: [desk]"))
-    async with httpx.AsyncClient() as http:
-        first = {c.name: build_channel(c, http) for c in old.channels}
+    async with httpx.AsyncClient() as http, ChannelSet(http) as channels:
+        first = channels.update(old.channels)
         consumer = Consumer(old, redis_client, first, name="t")
-        second = {c.name: build_channel(c, http) for c in new.channels}
+        second = channels.update(new.channels)
         consumer.reconfigure(new, second)
         assert consumer.channels is second and consumer.outbox.retired == first
         assert consumer.rules["r1"].channels == ["desk"]

@@ -19,6 +19,7 @@ from service import livewatch as run_livewatch
 
 from monitor.cli import main
 from monitor.config_loader import load_config
+from monitor.config_types import ENV_VAR, env_var_names
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 ROOT = DEPLOY.parent
@@ -44,7 +45,8 @@ def test_the_deploy_config_is_valid_and_listens_on_the_port() -> None:
 
 
 def test_env_example_names_every_variable_the_config_needs() -> None:
-    needed = set(re.findall(r"\$\{([A-Z_]+)\}", (DEPLOY / "livewatch.yaml").read_text()))
+    needed = {ref.group(1) for ref in ENV_VAR.finditer((DEPLOY / "livewatch.yaml").read_text())
+              if ref.group(2) is None}  # no `:-default`: the environment must set it
     example = {line.split("=")[0] for line in (DEPLOY / "env.example").read_text().splitlines()
                if line and not line.startswith("#")}
     assert needed <= example
@@ -127,7 +129,7 @@ def test_kubernetes_manifests() -> None:
     (config_map,) = by_kind["ConfigMap"]
     assert config_map["data"]["livewatch.yaml"] == (DEPLOY / "livewatch.yaml").read_text()
     (secret,) = by_kind["Secret"]
-    needed = set(re.findall(r"\$\{([A-Z_]+)", config_map["data"]["livewatch.yaml"]))
+    needed = set(env_var_names(config_map["data"]["livewatch.yaml"]))
     deployments = {d["metadata"]["name"]: d for d in by_kind["Deployment"]}
     assert set(deployments) == {"livewatch-poller", "livewatch-worker"}
     for name, deployment in deployments.items():

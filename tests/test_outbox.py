@@ -28,7 +28,7 @@ from monitor.embedded import free_port
 from monitor.models import Entry, Event
 from monitor.settings import Config
 from workers import deliveries
-from workers.channels import Channel, build_channel
+from workers.channels import ChannelSet
 from workers.consumer import Consumer
 from workers.render import alert_id
 
@@ -68,8 +68,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def worker(redis_client: aioredis.Redis, http: httpx.AsyncClient) -> Callable[[Config], Consumer]:
     def make(config: Config) -> Consumer:
-        channels: dict[str, Channel] = {c.name: build_channel(c, http) for c in config.channels}
-        return Consumer(config, redis_client, channels, name="w1")
+        return Consumer(config, redis_client, ChannelSet(http).update(config.channels), name="w1")
     return make
 
 

@@ -19,7 +19,7 @@ from monitor.config_loader import parse_config
 from monitor.embedded import EmbeddedRedis
 from monitor.models import Entry, Event
 from monitor.settings import Config
-from workers.channels import build_channel
+from workers.channels import ChannelSet
 from workers.consumer import Consumer
 from workers.explain import explain
 from workers.match import Matcher
@@ -127,8 +127,7 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def consumer(config: Config, client: aioredis.Redis, http: httpx.AsyncClient) -> Consumer:
-    return Consumer(config, client, {c.name: build_channel(c, http) for c in config.channels},
-                    name="test")
+    return Consumer(config, client, ChannelSet(http).update(config.channels), name="test")
 
 
 async def test_replay_prints_matches_in_the_window(redis_client: aioredis.Redis) -> None:

@@ -122,7 +122,7 @@ class Consumer:
                     if time.monotonic() - last_trim >= _TRIM_EVERY:
                         await self.trim()
                         last_trim = time.monotonic()
-                    await self._read(block)
+                    await self.read(block)
                 except ResponseError as exc:
                     # NOGROUP: no group; UNBLOCKED: the stream went while a read was blocked
                     if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
@@ -137,27 +137,14 @@ class Consumer:
                         await asyncio.wait_for(stop.wait(), 1.0)
         finally:
             self.last_loop = None
-        if self._tasks:
-            _done, late = await asyncio.wait(self._tasks, timeout=self.settings.shutdown_timeout)
+        if not await self.drain(self.settings.shutdown_timeout):
+            late = list(self._tasks)
             for task in late:
                 task.cancel()
-            if late:
-                await asyncio.wait(late)
-                log.warning("stopped with events in flight; left pending",
-                            events=len(late))
+            await asyncio.wait(late)
+            log.warning("stopped with events in flight; left pending", events=len(late))
         await sender
         await self._leave()
-
-    async def run_until_empty(self) -> None:
-        """Burst mode: handle everything readable now (including stale pending), then return."""
-        await self.ensure_group()
-        await self.reclaim()
-        while await self._read(block=None):
-            if self._tasks:
-                await asyncio.wait(self._tasks)
-        if self._tasks:
-            await asyncio.wait(self._tasks)
-        await self.outbox.run_until_idle()
 
     async def trim(self) -> None:
         """Drop events older than `state.stream_retention` (replay's horizon) from the stream."""
@@ -166,8 +153,15 @@ class Consumer:
             await self.client.xtrim(keys.EVENTS_STREAM, minid=f"{horizon_ms}-0",
                                     approximate=True)
 
-    async def _read(self, block: float | None) -> int:
-        """Read new events and start handling them; returns how many were read."""
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait for the events being handled (at most `timeout`); True when none is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+        return not self._tasks
+
+    async def read(self, block: float | None) -> int:
+        """Read new events and notices (waiting up to `block` seconds for one, not at all if
+        None) and start handling them; returns how many were read."""
         await self._slots.acquire()
         self._slots.release()
         response: Any = await self.client.xreadgroup(

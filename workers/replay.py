@@ -30,7 +30,7 @@ from monitor.logs import configure_logging
 from monitor.runtime import connect_redis
 from monitor.settings import Config, parse_duration
 from monitor.state import event_from_stream
-from workers.channels import build_channel
+from workers.channels import ChannelSet
 from workers.consumer import Consumer
 from workers.match import Matcher, snippet
 
@@ -122,14 +122,8 @@ async def replay_events(config: Config, client: aioredis.Redis, since: float, *,
 
 @contextlib.asynccontextmanager
 async def _consumer(config: Config, client: aioredis.Redis) -> AsyncIterator[Consumer]:
-    async with httpx.AsyncClient(follow_redirects=False) as http:
-        channels = {c.name: build_channel(c, http) for c in config.channels}
-        try:
-            yield Consumer(config, client, channels, name="replay")
-        finally:
-            for channel in channels.values():
-                with contextlib.suppress(Exception):
-                    await channel.aclose()
+    async with httpx.AsyncClient(follow_redirects=False) as http, ChannelSet(http) as channels:
+        yield Consumer(config, client, channels.update(config.channels), name="replay")
 
 
 @click.command("replay")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 import httpx
 
@@ -56,8 +57,8 @@ def build_channel(settings: AnyChannelSettings, http_client: httpx.AsyncClient) 
 
 class ChannelSet:
     """Channels built from settings, sharing one HTTP client. `update` (again on a reload)
-    rebuilds only those whose settings changed; `aclose` closes every channel built, replaced
-    ones included."""
+    rebuilds only those whose settings changed; `aclose` (or leaving `async with`) closes every
+    channel built, replaced ones included."""
 
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
@@ -83,3 +84,10 @@ class ChannelSet:
         for channel in self.every:
             with contextlib.suppress(Exception):
                 await channel.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.aclose()
