@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from monitor.errors import ConfigError, LivewatchError, StateError
 from monitor.inspector import inspect_command
 from monitor.limits import exit_abandoning_parses
 from monitor.logs import configure_logging
-from monitor.redaction import redact
+from monitor.redaction import redact, url_shown
 from monitor.runtime import redis_client
 from monitor.secretcheck import env_values, world_readable_secrets
 from monitor.service import run_pollers
@@ -97,6 +98,12 @@ def main() -> None:
     """livewatch: alerts within seconds when a phrase appears in a live feed or live blog."""
 
 
+def feed_url_shown(url: str, hidden: Mapping[str, str]) -> str:
+    """A feed URL as the command line prints it: values from `${VAR}` (`hidden`, from
+    `env_values`) as `${VAR}`, without userinfo, query or fragment (where tokens go)."""
+    return url_shown(redact(url, hidden), "path")
+
+
 @main.command("check-config")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(path: Path) -> None:
@@ -115,7 +122,7 @@ def check_config(path: Path) -> None:
     table = Table("feed", "kind", "interval", "url", title="feeds")
     for feed in config.feeds:
         table.add_row(feed.name + ("" if feed.enabled else " (disabled)"), feed.kind,
-                      f"{config.interval(feed):g}s", redact(feed.url, hidden))
+                      f"{config.interval(feed):g}s", feed_url_shown(feed.url, hidden))
     out.print(table)
     rules = Table("rule", "any", "all", "none", "query", "feeds", "channels", "severity",
                   title="rules")

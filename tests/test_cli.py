@@ -50,14 +50,14 @@ channels:
 
 def test_poll_once_prints_kind_entries_and_matches(tmp_path: Path,
                                                    feed_server: FeedServer) -> None:
-    feed_server.set("/live.rss", rss([
+    feed_server.set("/live.rss?token=secret", rss([  # the feed's URL holds a token
         Item("u1", "Talks resume", "<p>A “coalition of the <em>willing</em>” is formed.</p>", 1),
         Item("u2", "Weather", "<p>Rain is expected in London later.</p>", 2)]))
     feed_server.set("/gone.rss", "gone", status=404, content_type="text/plain")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"""
 feeds:
-  - {{name: live, url: "{feed_server.url('/live.rss')}"}}
+  - {{name: live, url: "{feed_server.url('/live.rss?token=secret')}"}}
   - {{name: gone, url: "{feed_server.url('/gone.rss')}"}}
 rules:
   - {{name: coalition, any: ["coalition of the willing"], channels: [hook]}}
@@ -70,6 +70,9 @@ channels:
     assert "detected kind: rss, 2 entries" in out
     assert "Talks resume" in out and "Weather" in out
     assert out.count("matches rule coalition") == 1
+    assert f"live {feed_server.url('/live.rss')} " in out  # shown without its query
+    assert "token" not in result.stdout + result.stderr
+    assert "secret" not in result.stdout + result.stderr
     failed = livewatch("poll-once", "--config", str(cfg), "gone")
     assert failed.returncode == 1 and "404" in failed.stdout
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
 import redis.asyncio as aioredis
 from rich.console import Console
+from rich.markup import escape
 
 from monitor.cli import (
     config_option,
+    feed_url_shown,
     load_or_exit,
     serve_role,
     with_logging,
@@ -22,6 +25,7 @@ from monitor.fetch import Fetcher
 from monitor.inspector import describe
 from monitor.logs import configure_logging
 from monitor.reading import read_document
+from monitor.secretcheck import env_values
 from monitor.settings import Config
 from workers.match import Matcher
 from workers.service import run_all, run_workers
@@ -54,7 +58,8 @@ def worker(config_path: Path, log_format: str, log_level: str) -> None:
     _serve(config_path, log_format, log_level, pollers=False)
 
 
-async def _poll_once(config: Config, names: tuple[str, ...], out: Console) -> int:
+async def _poll_once(config: Config, names: tuple[str, ...], out: Console,
+                     hidden: Mapping[str, str]) -> int:
     feeds = [f for f in config.feeds if not names or f.name in names]
     unknown = set(names) - {f.name for f in config.feeds}
     if unknown:
@@ -64,7 +69,7 @@ async def _poll_once(config: Config, names: tuple[str, ...], out: Console) -> in
     failures = 0
     async with Fetcher.from_config(config) as fetcher:
         for feed in feeds:
-            out.rule(f"[bold]{feed.name}[/] {feed.url}")
+            out.rule(f"[bold]{feed.name}[/] {escape(feed_url_shown(feed.url, hidden))}")
             try:
                 result = await fetcher.fetch(feed.url, timeout=config.timeout(feed),
                                              max_body=config.defaults.max_body,
@@ -104,4 +109,4 @@ def poll_once(config_path: Path, feeds: tuple[str, ...]) -> None:
     """Fetch feeds now; print their entries and the rules they match (alerts nothing)."""
     configure_logging("console", "WARNING")
     config = load_or_exit(config_path)
-    sys.exit(asyncio.run(_poll_once(config, feeds, Console())))
+    sys.exit(asyncio.run(_poll_once(config, feeds, Console(), env_values(config_path))))
