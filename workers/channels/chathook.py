@@ -1,6 +1,7 @@
 """What the Slack, Discord and Teams channels share: a JSON body built by a pure function of the
-item, POSTed to the service's incoming-webhook URL (`workers.channels.httpsend` classifies the
-answer). The URL is the credential, so errors name only its host."""
+item and the channel's settings (`render`), POSTed to the service's incoming-webhook URL
+(`workers.channels.httpsend` classifies the answer). The URL is the credential, so errors name
+only its host."""
 
 from __future__ import annotations
 
@@ -17,8 +18,16 @@ from workers.digest import Deliverable
 S = TypeVar("S", bound=ChatWebhookSettings)
 
 
+def with_sender(body: dict[str, Any], username: str | None) -> dict[str, Any]:
+    """`body` with the sender name `username` (Slack, Discord) when one is set."""
+    if username:
+        body["username"] = username
+    return body
+
+
 class ChatWebhookChannel(FromSettings[S]):
-    """Base of the chat channels; a subclass names its settings class and builds the body."""
+    """Base of the chat channels; a subclass names its `kind`, its settings class and the pure
+    function `render(item, settings)` that builds the body."""
 
     kind: ClassVar[str]
 
@@ -29,9 +38,14 @@ class ChatWebhookChannel(FromSettings[S]):
         self._target = HttpTarget(self.kind, settings.name, settings.url, settings.timeout,
                                   client, gone=frozenset({404, 410}))
 
-    def payload(self, item: Deliverable) -> dict[str, Any]:
-        """The JSON body for `item` (pure)."""
+    @staticmethod
+    def render(item: Deliverable, settings: Any) -> dict[str, Any]:
+        """The JSON body for `item` under the channel's `settings` (pure)."""
         raise NotImplementedError
+
+    def payload(self, item: Deliverable) -> dict[str, Any]:
+        """The JSON body for `item`."""
+        return self.render(item, self.settings)
 
     async def send(self, item: Deliverable) -> None:
         """POST the item's message; raise a `DeliveryError` unless it was accepted."""

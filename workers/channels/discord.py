@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.settings import DiscordChannelSettings
-from workers.channels.chathook import ChatWebhookChannel
+from workers.channels.chathook import ChatWebhookChannel, with_sender
 from workers.chat import MARKDOWN, alert_text, digest_heading, digest_lines, notice_text
 from workers.digest import Deliverable
 from workers.digest_render import digest_window
@@ -60,11 +60,8 @@ def discord_payload(item: Deliverable, settings: DiscordChannelSettings) -> dict
         content = f"**{digest_heading(item, MARKDOWN)}**"
         embeds = [{"title": digest_window(item), "color": ALERT_COLOUR,
                    "description": "\n".join(digest_lines(item, MARKDOWN, DESCRIPTION_MAX))}]
-    body: dict[str, Any] = {"content": content[:CONTENT_MAX], "embeds": embeds,
-                            "allowed_mentions": {"parse": []}}
-    if settings.username:
-        body["username"] = settings.username
-    return body
+    return with_sender({"content": content[:CONTENT_MAX], "embeds": embeds,
+                        "allowed_mentions": {"parse": []}}, settings.username)
 
 
 class DiscordChannel(ChatWebhookChannel[DiscordChannelSettings]):
@@ -72,7 +69,4 @@ class DiscordChannel(ChatWebhookChannel[DiscordChannelSettings]):
 
     kind = "discord"
     settings_class = DiscordChannelSettings
-
-    def payload(self, item: Deliverable) -> dict[str, Any]:
-        """The JSON body for `item`."""
-        return discord_payload(item, self.settings)
+    render = staticmethod(discord_payload)

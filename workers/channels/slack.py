@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.settings import SlackChannelSettings
-from workers.channels.chathook import ChatWebhookChannel
+from workers.channels.chathook import ChatWebhookChannel, with_sender
 from workers.chat import (
     SLACK,
     alert_text,
@@ -75,11 +75,8 @@ def slack_payload(item: Deliverable, settings: SlackChannelSettings) -> dict[str
         fallback = digest_summary(item)
         blocks = [_section(f"*{digest_heading(item, SLACK)}*\n{digest_window(item)}")]
         blocks += [_section(text) for text in _pack(digest_lines(item, SLACK, DIGEST_MAX))]
-    body: dict[str, Any] = {"text": marked(fallback, (), SLACK, FALLBACK_MAX), "blocks": blocks,
-                            "unfurl_links": False, "unfurl_media": False}
-    if settings.username:
-        body["username"] = settings.username
-    return body
+    return with_sender({"text": marked(fallback, (), SLACK, FALLBACK_MAX), "blocks": blocks,
+                        "unfurl_links": False, "unfurl_media": False}, settings.username)
 
 
 class SlackChannel(ChatWebhookChannel[SlackChannelSettings]):
@@ -87,7 +84,4 @@ class SlackChannel(ChatWebhookChannel[SlackChannelSettings]):
 
     kind = "slack"
     settings_class = SlackChannelSettings
-
-    def payload(self, item: Deliverable) -> dict[str, Any]:
-        """The JSON body for `item`."""
-        return slack_payload(item, self.settings)
+    render = staticmethod(slack_payload)
