@@ -5,7 +5,7 @@
 Starts the feed farm and a private redis-server, runs `python -m monitor poller` (scheduler,
 leases, JSON logs at INFO) on `--feeds` feeds every 30 s, lets the first polls (baselines)
 pass for `--warm` seconds, then prints the process's CPU over `--window` seconds divided by
-the polls it logged meanwhile. Unlike `bench.run`, this includes the scheduler, the per-feed
+the polls the farm answered meanwhile. Unlike `bench.run`, this includes the scheduler, the per-feed
 lease and polls spread over the interval as in service.
 """
 
@@ -24,10 +24,6 @@ from bench.scaleout import Role, config_yaml
 from monitor.embedded import EmbeddedRedis, free_port
 
 
-def _polls(log: Path) -> int:
-    return log.read_text(errors="replace").count('"event": "poll"')
-
-
 async def run(feeds: int, warm: float, window: float) -> None:
     farm = Farm(feeds)
     port = free_port()
@@ -44,10 +40,10 @@ async def run(feeds: int, warm: float, window: float) -> None:
             try:
                 await asyncio.sleep(warm)
                 poller.sample_cpu()
-                cpu, polls = poller.cpu, _polls(poller.log)
+                cpu, polls = poller.cpu, farm.fetches
                 await asyncio.sleep(window)
                 poller.sample_cpu()
-                cpu, polls = poller.cpu - cpu, _polls(poller.log) - polls
+                cpu, polls = poller.cpu - cpu, farm.fetches - polls
             finally:
                 poller.stop(signal.SIGTERM)
     finally:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
+from monitor.config_types import format_duration
 from monitor.diff import Change, diff_entries
 from monitor.errors import ParseError
 from monitor.models import Entry, Notice
@@ -175,16 +176,7 @@ def failing_notice(feed: str, streak: int, failing_after: int, reason: str,
 def recovered_notice(feed: str, streak: int, failing_since: float | None,
                      now: float) -> Notice:
     """The notice of a feed polled fine again after being reported failing."""
-    down = ago(now - failing_since) if failing_since else "a while"
+    down = format_duration(now - failing_since, spaced=True) if failing_since else "a while"
     return Notice("recovered", feed, (
         f"Feed {feed} is polled fine again after {streak or 'several'} failed polls "
         f"(failing for {down})."), now)
-
-
-def ago(seconds: float) -> str:
-    """`95` -> `95 s`, `600` -> `10 min`; a short human span."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

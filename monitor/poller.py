@@ -165,11 +165,16 @@ class Poller:
             ended=planned.ended, flood=plan.flood, snapshot=after)
 
     def _log(self, outcome: PollOutcome, elapsed: float) -> None:
+        """One line per poll: a failure as a warning, a poll that parsed the document at
+        INFO, a quiet one (304, the body parsed last time) at DEBUG: they are most polls,
+        and `livewatch status` and the metrics count them."""
         fields = {"feed": outcome.feed, "status": outcome.status,
                   "elapsed_ms": round(elapsed * 1000, 1)}
         if outcome.status == "error":
             log.warning("poll failed", error=outcome.error,
                         consecutive_failures=outcome.consecutive_failures, **fields)
+        elif outcome.kind is None:
+            log.debug("poll", **fields)
         else:
             log.info("poll", kind=outcome.kind, entries=outcome.entries,
                      new=outcome.new, updated=outcome.updated, **fields)
