@@ -18,12 +18,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict only from 3.12
 
-from monitor.models import Entry, Event, Notice
-from workers import digest
-from workers.digest import Deliverable, Digest
-from workers.match import Hit, RuleMatch
-from workers.notices import OperatorNotice
-from workers.render import Alert
+from monitor.core.models import Entry, Event, Notice
+from workers.match.matcher import Hit, RuleMatch
+from workers.outbox import codec as digest
+from workers.outbox.codec import Deliverable, Digest
+from workers.render.alert import Alert
+from workers.render.notices import OperatorNotice
 
 _PARAGRAPH = ("The prime minister said the “coalition of the willing” would meet again in Paris "
               "— at the Élysée, with Zoë Brontë’s delegation — on Thursday; «no boots on the "

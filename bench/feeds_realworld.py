@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from monitor.errors import ParseError
-from monitor.models import Entry
+from monitor.core.errors import ParseError
+from monitor.core.models import Entry
 from monitor.sources import parse_document
 from monitor.sources.fastfeed import fast_feed
 from monitor.sources.feeds import parse_feed

@@ -24,10 +24,11 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 
-from monitor.query import parse_query, terms
-from monitor.settings import RuleSettings
-from monitor.textnorm import clean_text, match_form, normalize_phrase, quick_match_form
-from workers.match import Matcher
+from monitor.config.models import RuleSettings
+from monitor.core.quickform import quick_match_form
+from monitor.core.rulesyntax import parse_query, terms
+from monitor.core.textnorm import clean_text, match_form, normalize_phrase
+from workers.match.matcher import Matcher
 
 _ONSETS = ["b", "br", "c", "ch", "d", "dr", "f", "g", "gr", "h", "k", "l", "m", "n", "p",
            "pr", "r", "s", "st", "sh", "t", "tr", "v", "w", "z"]

@@ -4,7 +4,7 @@
 
 Reads the documents under `--root` when it exists (they are not in the repository), prints per
 document the median and worst parse time on one core, cold (no memo) and warm (with the entry
-versions of the previous parse, as the poller parses a changed page: `monitor.versionmemo`),
+versions of the previous parse, as the poller parses a changed page: `monitor.core.versionmemo`),
 the detected kind and strategy (or the ParseError), the entries and their text size. Touches
 no network.
 """
@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from monitor.errors import ParseError
+from monitor.core.errors import ParseError
 from monitor.sources import parse_document
 
 

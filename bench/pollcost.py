@@ -33,7 +33,7 @@ from aiohttp import web
 
 from bench.farm import Farm
 from bench.scaleout import REPO, Role, config_yaml
-from monitor.embedded import EmbeddedRedis, free_port
+from monitor.ops.embedded import EmbeddedRedis, free_port
 
 RAW_AGENT = "raw-conditional-get"
 

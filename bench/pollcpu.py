@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bench.farm import Farm
 from bench.scaleout import Role, config_yaml
-from monitor.embedded import EmbeddedRedis, free_port
+from monitor.ops.embedded import EmbeddedRedis, free_port
 
 
 async def run(feeds: int, warm: float, window: float) -> None:

@@ -31,14 +31,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bench.scaleout import REPO
-from monitor import keys, metrics
-from monitor.decide import Plan
-from monitor.embedded import EmbeddedRedis, free_port
-from monitor.fetch import Fetcher
-from monitor.lease import Keep, Lease
-from monitor.logs import configure_logging
-from monitor.poller import PollOutcome
-from monitor.state import _APPLY_LUA, FeedState
+from monitor.core import keys
+from monitor.fetch.client import Fetcher
+from monitor.ops import metrics
+from monitor.ops.embedded import EmbeddedRedis, free_port
+from monitor.ops.logs import configure_logging
+from monitor.poll.decide import Plan
+from monitor.poll.lease import Keep, Lease
+from monitor.poll.poller import PollOutcome
+from monitor.poll.state import _APPLY_LUA, FeedState
 
 
 async def per_call(name: str, calls: int, action: Callable[[], Awaitable[Any]]) -> float:

@@ -43,18 +43,18 @@ import aiohttp
 import httpx
 import redis.asyncio as aioredis
 
-from monitor.config_loader import parse_config
-from monitor.embedded import EmbeddedRedis, free_port
-from monitor.fetch import Fetcher
-from monitor.logs import configure_logging
-from monitor.poller import Poller
-from monitor.runtime import connect_redis
-from monitor.service import make_state
-from monitor.settings import Config, FeedSettings
+from monitor.config.loader import parse_config
+from monitor.config.models import Config, FeedSettings
+from monitor.fetch.client import Fetcher
+from monitor.ops.embedded import EmbeddedRedis, free_port
+from monitor.ops.logs import configure_logging
+from monitor.ops.runtime import connect_redis
+from monitor.poll.poller import Poller
+from monitor.poll.role import make_state
 from monitor.sources import parse_document
 from tests.service import run_until_empty
 from workers.channels import ChannelSet
-from workers.consumer import Consumer
+from workers.consume.consumer import Consumer
 
 
 @dataclass

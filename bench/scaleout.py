@@ -32,7 +32,7 @@ import httpx
 from aiohttp import web
 
 from bench.farm import Farm
-from monitor.embedded import EmbeddedRedis, free_port
+from monitor.ops.embedded import EmbeddedRedis, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 _POST = re.compile(r"p(\d+)$")

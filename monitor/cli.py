@@ -18,17 +18,17 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor import __version__
-from monitor.config_loader import load_config
-from monitor.control import Control, serve
-from monitor.errors import ConfigError, LivewatchError, StateError
-from monitor.inspector import inspect_command
-from monitor.limits import exit_abandoning_parses
-from monitor.logs import configure_logging
-from monitor.redaction import redact, url_shown
-from monitor.runtime import redis_client
-from monitor.secretcheck import env_values, world_readable_secrets
-from monitor.service import run_pollers
-from monitor.settings import Config
+from monitor.config.loader import load_config
+from monitor.config.models import Config
+from monitor.config.secrets import env_values, world_readable_secrets
+from monitor.core.errors import ConfigError, LivewatchError, StateError
+from monitor.core.redaction import redact, url_shown
+from monitor.ops.control import Control, serve
+from monitor.ops.inspect import inspect_command
+from monitor.ops.logs import configure_logging
+from monitor.ops.runtime import redis_client
+from monitor.poll.role import run_pollers
+from monitor.sources.sandbox import exit_abandoning_parses
 
 config_option = click.option(
     "--config", "-c", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -169,7 +169,7 @@ def status(config_path: Path, as_json: bool) -> None:
     """Show feeds, channels, workers and stream lag, read from Redis (exit 1 if unreachable)."""
     import json
 
-    from monitor import status as st
+    from monitor.ops import status as st
 
     config = load_or_exit(config_path)
     url = st.redis_url(config)

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 
-from monitor.models import Entry, Event, Notice
-from monitor.settings import RuleSettings
-from workers.digest import Digest
-from workers.match import Matcher
-from workers.notices import OperatorNotice, make_notice
-from workers.render import Alert, make_alert
+from monitor.config.models import RuleSettings
+from monitor.core.models import Entry, Event, Notice
+from workers.match.matcher import Matcher
+from workers.outbox.codec import Digest
+from workers.render.alert import Alert, make_alert
+from workers.render.notices import OperatorNotice, make_notice
 
 PERMALINK = "https://news.example.org/live/summit#post-42"
 #: 2026-03-02 14:07:12 UTC

@@ -13,8 +13,8 @@ from aiosmtpd.handlers import Message as _MessageHandler
 from servers import FeedServer, Received, WebhookReceiver
 from service import Service
 
-from monitor.embedded import EmbeddedRedis, free_port
-from monitor.fetch import Fetcher
+from monitor.fetch.client import Fetcher
+from monitor.ops.embedded import EmbeddedRedis, free_port
 
 
 @pytest.fixture(scope="session")

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from monitor import keys
-from monitor.decide import Plan
-from monitor.diff import Change
-from monitor.fetch import Fetcher
-from monitor.models import Event
-from monitor.poller import Poller
-from monitor.service import make_state
-from monitor.settings import Config
-from monitor.state import Applied, FeedState, event_from_stream
-from workers.consumer import Consumer
+from monitor.config.models import Config
+from monitor.core import keys
+from monitor.core.models import Event
+from monitor.fetch.client import Fetcher
+from monitor.poll.decide import Plan
+from monitor.poll.diff import Change
+from monitor.poll.poller import Poller
+from monitor.poll.role import make_state
+from monitor.poll.state import Applied, FeedState, event_from_stream
+from workers.consume.consumer import Consumer
 
 REPO = Path(__file__).resolve().parent.parent
 

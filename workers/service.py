@@ -8,11 +8,11 @@ import httpx
 import redis.asyncio as aioredis
 import structlog
 
-from monitor.control import Control
-from monitor.service import run_pollers
-from monitor.settings import Config
+from monitor.config.models import Config
+from monitor.ops.control import Control
+from monitor.poll.role import run_pollers
 from workers.channels import ChannelSet
-from workers.consumer import AlertHook, Consumer
+from workers.consume.consumer import AlertHook, Consumer
 
 log = structlog.get_logger("livewatch.service")
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from monitor.errors import ParseError
-from monitor.settings import SelectorSettings
+from monitor.config.models import SelectorSettings
+from monitor.core.errors import ParseError
+from monitor.core.versionmemo import Versions, remembering
 from monitor.sources.appstate import app_state_updates
 from monitor.sources.base import (
     MAX_ENTRIES,
@@ -37,7 +38,6 @@ from monitor.sources.html import HtmlSource, select_entries
 from monitor.sources.join import join_markup
 from monitor.sources.jsonfeed import JsonFeedSource, is_json_feed, json_feed_entries, load_json
 from monitor.sources.liveblog import LiveBlogSource, parse_live_blog
-from monitor.versionmemo import Versions, remembering
 
 __all__ = ["SOURCES", "PageInfo", "ParsedDocument", "Source", "SourceOptions", "parse_document",
            "sniff_format"]
@@ -67,7 +67,7 @@ def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
     at most `max_entries` entries are read, and HTML nested deeper than `max_html_depth` is
     refused; `explain` also works out the document's `pin` selectors. Each entry's `version`
     is computed here (parsing runs in a thread), reusing the `versions` of the feed's
-    previous parse (`monitor.versionmemo`; this parse's are in `document.versions`).
+    previous parse (`monitor.core.versionmemo`; this parse's are in `document.versions`).
     """
     with remembering(versions) as fresh:
         document = _parse(kind, body, url, content_type, SourceOptions(

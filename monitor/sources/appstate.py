@@ -27,12 +27,12 @@ from urllib.parse import urldefrag, urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from monitor.models import Entry
+from monitor.core.models import Entry
+from monitor.core.textnorm import clean_text
+from monitor.core.urls import canonical_url
+from monitor.core.versionmemo import version_of
 from monitor.sources.base import parse_datetime, unique_entries
 from monitor.sources.blocks import NEGATIVE_WORDS
-from monitor.textnorm import clean_text
-from monitor.urls import canonical_url
-from monitor.versionmemo import version_of
 
 MIN_UPDATES = 3
 #: JSON values visited per page, and the nesting depth searched.

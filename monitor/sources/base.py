@@ -12,8 +12,8 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from monitor.models import Entry
-from monitor.settings import SelectorSettings
+from monitor.config.models import SelectorSettings
+from monitor.core.models import Entry
 from monitor.sources.guards import check_html
 from monitor.sources.prolog import charset_of
 
@@ -61,7 +61,7 @@ class ParsedDocument:
     #: With `SourceOptions.explain`: `kind: html` selectors that read the updates found in
     #: the markup ({} when none were).
     pin: dict[str, str] = field(default_factory=dict)
-    #: The versions this parse computed, for the feed's next parse (`monitor.versionmemo`).
+    #: The versions this parse computed, for the feed's next parse (`monitor.core.versionmemo`).
     versions: dict[int, str] = field(default_factory=dict, repr=False)
 
 

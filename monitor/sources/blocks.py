@@ -23,12 +23,12 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from monitor.models import Entry
+from monitor.core.models import Entry
+from monitor.core.textnorm import clean_text
+from monitor.core.urls import canonical_url
+from monitor.core.versionmemo import version_of
 from monitor.sources.base import parse_datetime
 from monitor.sources.timetext import PageClock, TextTime, is_time_only, leading_time
-from monitor.textnorm import clean_text
-from monitor.urls import canonical_url
-from monitor.versionmemo import version_of
 
 _TIME_ATTRS = ("datetime", "data-post-time", "data-timestamp", "data-time", "data-published",
                "data-publish-time", "data-published-at", "data-date", "data-datetime",

@@ -5,8 +5,8 @@ only where it gives the same entries as feedparser after our normalisation; else
 feedparser takes ~10 ms for a 50-entry, 50 KB document and fastfeedparser ~0.2 ms (bench farm
 documents), but they differ at the edges, so the fast path is taken only for documents a cheap
 scan of the bytes shows to be plain (each case below was a difference seen in
-tests/test_parser_differential.py, which compares both paths on every fixture and on generated
-variants):
+tests/sources/test_parser_differential.py, which compares both paths on every fixture and on
+generated variants):
 
 * UTF-8 (declared or not), no DTD, no `xml:base`, an `<rss version="2.0">` or Atom root;
 * well-formed (expat, no handlers: ~0.05 ms for 50 KB; fastfeedparser repairs malformed XML
@@ -54,12 +54,12 @@ from urllib.parse import urljoin
 import fastfeedparser
 from feedparser.mixin import _FeedParserMixin
 
-from monitor.models import Entry
+from monitor.core.models import Entry
+from monitor.core.textnorm import clean_text, content_hash
+from monitor.core.urls import canonical_url
 from monitor.sources.base import unique_entries
 from monitor.sources.feedtext import Caption, ItemCaptions, fullest, item_captions
 from monitor.sources.prolog import charset_of
-from monitor.textnorm import clean_text, content_hash
-from monitor.urls import canonical_url
 
 _DECL_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _RSS2_ROOT = re.compile(rb"<rss\b[^>]*\bversion\s*=\s*[\"']2\.0[\"']")

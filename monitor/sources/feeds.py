@@ -2,7 +2,7 @@
 and Atom documents take a fast path (`monitor.sources.fastfeed`) that gives the same entries
 ~50× faster, and falls back to feedparser per document.
 
-Identity is the guid/id, else the canonical link (`monitor.urls`), else `h:` + a hash of the
+Identity is the guid/id, else the canonical link (`monitor.core.urls`), else `h:` + a hash of the
 normalised title and text.
 Relative links resolve against the URL the document was fetched from.
 
@@ -40,15 +40,15 @@ from xml.parsers.expat import errors as expat_errors
 
 import feedparser
 
-from monitor.errors import ParseError
-from monitor.models import Entry
+from monitor.core.errors import ParseError
+from monitor.core.models import Entry
+from monitor.core.textnorm import clean_text, content_hash
+from monitor.core.urls import canonical_url
 from monitor.sources.base import MAX_ENTRIES, ParsedDocument, SourceOptions, unique_entries
 from monitor.sources.fastfeed import fast_feed
 from monitor.sources.feedtext import fullest, item_captions
 from monitor.sources.guards import check_xml, trim_xml_entries
 from monitor.sources.prolog import prolog_end
-from monitor.textnorm import clean_text, content_hash
-from monitor.urls import canonical_url
 
 __all__ = ["MAX_ENTRIES", "FeedSource", "parse_feed"]
 

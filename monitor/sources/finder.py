@@ -27,7 +27,8 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from monitor.models import Entry
+from monitor.core.models import Entry
+from monitor.core.urls import canonical_url
 from monitor.sources.base import unique_entries
 from monitor.sources.blocks import (
     ANCHOR_CSS,
@@ -42,7 +43,6 @@ from monitor.sources.blocks import (
     time_texts,
 )
 from monitor.sources.timetext import PageClock
-from monitor.urls import canonical_url
 
 MIN_UPDATES = 3
 #: Elements that never hold update text (removed before reading blocks).

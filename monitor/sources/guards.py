@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from monitor.errors import ParseError
+from monitor.core.errors import ParseError
 from monitor.sources.prolog import UnreadableEncoding, declares_entities, prolog_end
 
 _ITEM_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>")

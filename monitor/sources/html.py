@@ -16,10 +16,13 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from monitor.errors import ParseError
-from monitor.models import Entry
-from monitor.selectors import split_spec
-from monitor.settings import SelectorSettings
+from monitor.config.models import SelectorSettings
+from monitor.config.selectors import split_spec
+from monitor.core.errors import ParseError
+from monitor.core.models import Entry
+from monitor.core.textnorm import clean_text
+from monitor.core.urls import canonical_url
+from monitor.core.versionmemo import version_of
 from monitor.sources.base import (
     MAX_ENTRIES,
     ParsedDocument,
@@ -29,9 +32,6 @@ from monitor.sources.base import (
     parse_datetime,
     unique_entries,
 )
-from monitor.textnorm import clean_text
-from monitor.urls import canonical_url
-from monitor.versionmemo import version_of
 
 
 class HtmlSource:

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from monitor.models import Entry
-from monitor.textnorm import unify_punctuation
+from monitor.core.matchform import unify_punctuation
+from monitor.core.models import Entry
 
 #: Compact characters that identify an update by the start of its text.
 _PREFIX = 40

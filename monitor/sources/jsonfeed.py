@@ -3,7 +3,7 @@
 A document is a JSON Feed when its `version` is a jsonfeed.org version URL, https:// or
 http:// (`VERSION_PREFIXES`).
 
-Identity is the item `id`, else its canonical `url` (`monitor.urls`), else `h:` + a hash of the
+Identity is the item `id`, else its canonical `url` (`monitor.core.urls`), else `h:` + a hash of the
 normalised title and text.
 Dates are RFC 3339; naive ones are taken as UTC. Relative URLs resolve against the feed URL.
 """
@@ -15,8 +15,10 @@ import json
 from typing import Any
 from urllib.parse import urljoin
 
-from monitor.errors import ParseError
-from monitor.models import Entry
+from monitor.core.errors import ParseError
+from monitor.core.models import Entry
+from monitor.core.textnorm import clean_text, content_hash
+from monitor.core.urls import canonical_url
 from monitor.sources.base import (
     MAX_ENTRIES,
     ParsedDocument,
@@ -24,8 +26,6 @@ from monitor.sources.base import (
     parse_datetime,
     unique_entries,
 )
-from monitor.textnorm import clean_text, content_hash
-from monitor.urls import canonical_url
 
 #: The `version` URLs of JSON Feed: the spec writes https://, and feeds written to version 1
 #: (Pixel Envy's among them) still say http://.

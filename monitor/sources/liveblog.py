@@ -20,8 +20,10 @@ from urllib.parse import urldefrag, urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from monitor.errors import ParseError
-from monitor.models import Entry
+from monitor.core.errors import ParseError
+from monitor.core.models import Entry
+from monitor.core.textnorm import clean_text
+from monitor.core.urls import canonical_url
 from monitor.sources.base import (
     MAX_ENTRIES,
     PageInfo,
@@ -33,8 +35,6 @@ from monitor.sources.base import (
 )
 from monitor.sources.jsonld import json_ld_blocks, nodes, types_of
 from monitor.sources.microdata import microdata_items, rdfa_items
-from monitor.textnorm import clean_text
-from monitor.urls import canonical_url
 
 LIVE_BLOG_TYPE = "LiveBlogPosting"
 _UPDATE_KEYS = ("liveBlogUpdate", "blogPost", "blogPosts")

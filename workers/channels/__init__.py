@@ -10,8 +10,8 @@ from typing import Protocol, Self
 
 import httpx
 
-from monitor.errors import ChannelSetupError
-from monitor.settings import AnyChannelSettings
+from monitor.config.models import AnyChannelSettings
+from monitor.core.errors import ChannelSetupError
 from workers.channels.apprise import AppriseChannel
 from workers.channels.base import Channel
 from workers.channels.discord import DiscordChannel
@@ -33,7 +33,7 @@ class ChannelType(Protocol):
         ...
 
 
-#: One class per `type:` of `monitor.channel_settings.CHANNEL_TYPE_NAMES`.
+#: One class per `type:` of `monitor.config.channels.CHANNEL_TYPE_NAMES`.
 CHANNEL_TYPES: dict[str, ChannelType] = {
     "webhook": WebhookChannel,
     "email": EmailChannel,

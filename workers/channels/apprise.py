@@ -7,7 +7,7 @@ cannot parse is a permanent error. With several URLs a retry notifies all of the
 hold credentials: they are `SecretStr`, errors name only their scheme, and Apprise's own
 DEBUG/INFO log lines (which can carry them) are not let through.
 
-Messages are plain text (`body_format=text`): feed text is defused by `workers.chat` (no
+Messages are plain text (`body_format=text`): feed text is defused by `workers.render.chat` (no
 `@everyone`, no auto-linked URLs) and the only link is the entry's permalink.
 """
 
@@ -19,15 +19,15 @@ import logging
 import apprise
 import httpx
 
-from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.redaction import redact, url_shown
-from monitor.settings import AppriseChannelSettings
+from monitor.config.models import AppriseChannelSettings
+from monitor.core.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.core.redaction import redact, url_shown
 from workers.channels.base import FromSettings
-from workers.chat import PLAIN, alert_text, digest_lines, marked, notice_text
-from workers.digest import Deliverable
-from workers.digest_render import digest_summary, digest_window
-from workers.notices import OperatorNotice
-from workers.render import Alert
+from workers.outbox.codec import Deliverable
+from workers.render.alert import Alert
+from workers.render.chat import PLAIN, alert_text, digest_lines, marked, notice_text
+from workers.render.digest import digest_summary, digest_window
+from workers.render.notices import OperatorNotice
 
 TITLE_MAX = 250
 BODY_MAX = 4000

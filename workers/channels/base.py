@@ -7,8 +7,8 @@ from typing import ClassVar, Generic, Protocol, Self, TypeVar
 
 import httpx
 
-from monitor.settings import AnyChannelSettings
-from workers.digest import Deliverable
+from monitor.config.models import AnyChannelSettings
+from workers.outbox.codec import Deliverable
 
 S = TypeVar("S")
 

@@ -10,10 +10,10 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from monitor.settings import ChatWebhookSettings
+from monitor.config.models import ChatWebhookSettings
 from workers.channels.base import FromSettings
 from workers.channels.httpsend import HttpTarget
-from workers.digest import Deliverable
+from workers.outbox.codec import Deliverable
 
 S = TypeVar("S", bound=ChatWebhookSettings)
 

@@ -1,21 +1,21 @@
 """Discord channel webhook: a short `content` line and one embed (title linked to the entry's
 permalink through the embed's `url`, highlighted snippets as its description, rule/feed/terms as
-fields). `allowed_mentions: {"parse": []}` and `workers.chat`'s Markdown escaping keep feed text
-from pinging anyone or adding links or markup. Limits: content 2000 characters, embed title 256,
-description 4096, field value 1024 (we keep them far smaller), 6000 per embed in all.
+fields). `allowed_mentions: {"parse": []}` and `workers.render.chat`'s Markdown escaping keep feed
+text from pinging anyone or adding links or markup. Limits: content 2000 characters, embed title
+256, description 4096, field value 1024 (we keep them far smaller), 6000 per embed in all.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitor.settings import DiscordChannelSettings
+from monitor.config.models import DiscordChannelSettings
 from workers.channels.chathook import ChatWebhookChannel, with_sender
-from workers.chat import MARKDOWN, alert_text, digest_heading, digest_lines, notice_text
-from workers.digest import Deliverable
-from workers.digest_render import digest_window
-from workers.notices import OperatorNotice
-from workers.render import Alert, detected_at
+from workers.outbox.codec import Deliverable
+from workers.render.alert import Alert, detected_at
+from workers.render.chat import MARKDOWN, alert_text, digest_heading, digest_lines, notice_text
+from workers.render.digest import digest_window
+from workers.render.notices import OperatorNotice
 
 CONTENT_MAX = 2000
 TITLE_MAX = 256

@@ -3,7 +3,7 @@
 `ssl` is implicit TLS; `starttls` None upgrades when the server offers it, True requires it,
 False never upgrades. SMTP 4xx replies, timeouts and connection errors are retryable; 5xx replies
 are permanent. The Message-ID comes from the item's id, so a retried alert is one message; alert
-emails of one feed on one (UTC) day share a thread (`workers.render.thread_root`).
+emails of one feed on one (UTC) day share a thread (`workers.render.alert.thread_root`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from email.message import EmailMessage
 import aiosmtplib
 import structlog
 
-from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.redaction import redact
-from monitor.settings import EmailChannelSettings
+from monitor.config.models import EmailChannelSettings
+from monitor.core.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.core.redaction import redact
 from workers.channels.base import FromSettings
-from workers.digest import Deliverable, Digest
-from workers.digest_render import digest_email
-from workers.notices import OperatorNotice, notice_email
-from workers.render import email_message
+from workers.outbox.codec import Deliverable, Digest
+from workers.render.alert import email_message
+from workers.render.digest import digest_email
+from workers.render.notices import OperatorNotice, notice_email
 
 log = structlog.get_logger("livewatch.email")
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from monitor.errors import ChannelGoneError, PermanentDeliveryError, RetryableDeliveryError
-from monitor.fetch import parse_retry_after
-from monitor.redaction import redact
+from monitor.core.errors import ChannelGoneError, PermanentDeliveryError, RetryableDeliveryError
+from monitor.core.redaction import redact
+from monitor.fetch.client import parse_retry_after
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 #: At most this much of an error response's body is quoted in the error (Slack explains 4xx

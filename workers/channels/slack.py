@@ -1,6 +1,6 @@
 """Slack incoming webhook: Block Kit `section`/`context` blocks in mrkdwn plus a `text` fallback
 for notifications. Every mrkdwn text object is `verbatim` (Slack auto-links and auto-mentions
-nothing) and feed text is escaped by `workers.chat` (`SLACK` dialect); the title links to the
+nothing) and feed text is escaped by `workers.render.chat` (`SLACK` dialect); the title links to the
 entry's permalink, the only link. A section's text is at most 3000 characters.
 """
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.settings import SlackChannelSettings
+from monitor.config.models import SlackChannelSettings
 from workers.channels.chathook import ChatWebhookChannel, with_sender
-from workers.chat import (
+from workers.outbox.codec import Deliverable
+from workers.render.alert import Alert, alert_title
+from workers.render.chat import (
     SLACK,
     alert_text,
     digest_heading,
@@ -18,10 +20,8 @@ from workers.chat import (
     marked,
     notice_text,
 )
-from workers.digest import Deliverable
-from workers.digest_render import digest_summary, digest_window
-from workers.notices import OperatorNotice
-from workers.render import Alert, alert_title
+from workers.render.digest import digest_summary, digest_window
+from workers.render.notices import OperatorNotice
 
 SECTION_MAX = 3000
 #: Characters of digest lines in all (spread over sections of at most SECTION_MAX).

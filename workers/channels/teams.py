@@ -1,20 +1,20 @@
 """Microsoft Teams: an Adaptive Card (1.4) in a `message` envelope, which both Workflows
 ("Post to a channel when a webhook request is received") and the older incoming webhooks
 accept. The title links to the entry's permalink (also an "Open entry" button); feed text is
-escaped by `workers.chat`'s Markdown dialect, and a card stays well under Teams' 28 KB.
+escaped by `workers.render.chat`'s Markdown dialect, and a card stays well under Teams' 28 KB.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from monitor.settings import TeamsChannelSettings
+from monitor.config.models import TeamsChannelSettings
 from workers.channels.chathook import ChatWebhookChannel
-from workers.chat import MARKDOWN, alert_text, digest_heading, digest_lines, notice_text
-from workers.digest import Deliverable
-from workers.digest_render import digest_window
-from workers.notices import OperatorNotice
-from workers.render import Alert
+from workers.outbox.codec import Deliverable
+from workers.render.alert import Alert
+from workers.render.chat import MARKDOWN, alert_text, digest_heading, digest_lines, notice_text
+from workers.render.digest import digest_window
+from workers.render.notices import OperatorNotice
 
 CARD_VERSION = "1.4"
 SNIPPET_MAX = 1500

@@ -21,14 +21,14 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from monitor.errors import ChannelSetupError
-from monitor.settings import WebhookChannelSettings
+from monitor.config.models import WebhookChannelSettings
+from monitor.core.errors import ChannelSetupError
 from workers.channels.base import FromSettings
 from workers.channels.httpsend import HttpTarget
-from workers.digest import Deliverable, Digest
-from workers.digest_render import digest_payload
-from workers.notices import OperatorNotice, notice_payload
-from workers.render import webhook_payload
+from workers.outbox.codec import Deliverable, Digest
+from workers.render.alert import webhook_payload
+from workers.render.digest import digest_payload
+from workers.render.notices import OperatorNotice, notice_payload
 
 SECRET_PREFIX = "whsec_"
 

@@ -1,0 +1,118 @@
+"""Every Redis key and stream name livewatch uses; nothing else spells a key.
+
+Keys of one feed share the hash tag `{feed}` so per-feed multi-key steps stay on one slot.
+"""
+
+from __future__ import annotations
+
+PREFIX = "lw"
+
+#: Stream of `new`/`updated` events, consumed by workers through `CONSUMER_GROUP`.
+EVENTS_STREAM = f"{PREFIX}:events"
+#: Events a worker failed to handle `max_deliveries` times, with the last error.
+DEAD_EVENTS_STREAM = f"{PREFIX}:events:dead"
+CONSUMER_GROUP = "workers"
+#: Operator notices about sources (flood breaker tripped, feed failing, recovered).
+NOTICES_STREAM = f"{PREFIX}:notices"
+#: A token written once into an empty Redis: a poller that sees it change knows Redis lost its
+#: data (`monitor.poll.dataloss`).
+EPOCH = f"{PREFIX}:epoch"
+#: The streams workers consume through `CONSUMER_GROUP`.
+STREAMS = (EVENTS_STREAM, NOTICES_STREAM)
+#: Hash: `{channel}:{outcome}` -> count of deliveries (`delivered`, `retry`, `dead`), for status.
+CHANNEL_STATS = f"{PREFIX}:stats:channels"
+
+
+def _feed(feed: str, suffix: str) -> str:
+    return f"{PREFIX}:{{{feed}}}:{suffix}"
+
+
+def fingerprints(feed: str) -> str:
+    """Hash: entry id -> content version of every entry seen (capped)."""
+    return _feed(feed, "fp")
+
+
+def texts(feed: str) -> str:
+    """Hash: entry id -> JSON {title, text} of the last version seen (for edit comparison)."""
+    return _feed(feed, "text")
+
+
+def order(feed: str) -> str:
+    """Sorted set: entry id scored by first-seen sequence, to evict the oldest past the cap."""
+    return _feed(feed, "order")
+
+
+def meta(feed: str) -> str:
+    """Hash: `baselined`, `seq`, `body_hash`, HTTP validators `etag` and `last_modified`,
+    `identity` (`content` for feeds that churn ids), `max_events`, `coverage_end`."""
+    return _feed(feed, "meta")
+
+
+def health(feed: str) -> str:
+    """Hash: poll health (consecutive failures, last status and error, timestamps)."""
+    return _feed(feed, "health")
+
+
+def lease(feed: str) -> str:
+    """String (expiring): `{owner} {fence}` of the poller whose turn it is to poll the feed."""
+    return _feed(feed, "lease")
+
+
+def lease_wanted(feed: str) -> str:
+    """String (expiring): set by a poller refused the lease, so the holder hands it over."""
+    return _feed(feed, "wanted")
+
+
+def fence(feed: str) -> str:
+    """Counter: the newest fencing token issued with the feed's lease (INCR, never reset); a
+    commit carrying an older token is refused."""
+    return _feed(feed, "fence")
+
+
+#: Delivery outbox keys share the hash tag `{outbox}`: one slot, so its scripts are atomic.
+_OUTBOX = f"{PREFIX}:{{outbox}}"
+#: Sorted set: delivery id -> when it is next due (queued), or when its sender's lease ends.
+OUTBOX_DUE = f"{_OUTBOX}:due"
+#: Sorted set: delivery id -> when it was queued (the most recent, for `alerts list`).
+OUTBOX_RECENT = f"{_OUTBOX}:recent"
+#: Sorted set: delivery id -> when it was dead-lettered.
+OUTBOX_DEAD = f"{_OUTBOX}:dead"
+#: Hash: channel -> JSON {reason, at, fingerprint} of channels disabled after HTTP 410.
+DISABLED_CHANNELS = f"{_OUTBOX}:disabled"
+#: Set: channels with held (digest, rate-limited, quiet-hours) deliveries.
+HELD_CHANNELS = f"{_OUTBOX}:held"
+
+
+def delivery(delivery_id: str) -> str:
+    """Hash: one delivery (item JSON, channel, state, attempts, times, last error)."""
+    return f"{_OUTBOX}:d:{delivery_id}"
+
+
+def held(channel: str) -> str:
+    """List: ids of deliveries held for the channel's next digest, oldest first."""
+    return f"{_OUTBOX}:held:{channel}"
+
+
+def hold(channel: str) -> str:
+    """Hash: `due` (when the held deliveries go out as one digest), `since`, `reasons`."""
+    return f"{_OUTBOX}:hold:{channel}"
+
+
+def rate(channel: str, window: str) -> str:
+    """Counter (expiring): deliveries sent at once to `channel` in rate-limit window `window`."""
+    return f"{_OUTBOX}:rate:{channel}:{window}"
+
+
+def _group(rule: str, content: str, suffix: str) -> str:
+    return f"{PREFIX}:group:{{{rule}:{content}}}:{suffix}"
+
+
+def group_lead(rule: str, content: str) -> str:
+    """String (TTL = the rule's `group_across_feeds`): `feed|entry|version` of the event that
+    alerts for this content; copies from other feeds within the window are folded into it."""
+    return _group(rule, content, "lead")
+
+
+def group_sources(rule: str, content: str) -> str:
+    """Set (same TTL): names of the feeds that carried this content within the window."""
+    return _group(rule, content, "sources")

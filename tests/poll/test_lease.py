@@ -1,0 +1,221 @@
+"""Per-feed leases and fencing tokens (monitor.poll.lease, commit.lua) on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+import redis.asyncio as aioredis
+from feeds import Item, rss
+from servers import FeedServer
+from service import commit, events, poller_for, wait_until
+
+from monitor.config.loader import parse_config
+from monitor.config.models import Config
+from monitor.core import keys
+from monitor.core.models import Entry
+from monitor.fetch.client import Fetcher
+from monitor.poll.diff import diff_entries
+from monitor.poll.lease import FeedLeases
+from monitor.poll.poller import Poller
+from monitor.poll.role import make_state
+from monitor.poll.scheduler import FeedScheduler
+from monitor.poll.state import FeedState
+
+URL = "https://news.example.org/live/summit"
+
+
+def entry(i: str) -> Entry:
+    return Entry(id=i, url=f"{URL}#{i}", title=f"Update {i}", text=f"Body of {i}")
+
+
+async def expired(client: aioredis.Redis, feed: str) -> None:
+    async def gone() -> bool:
+        return not await client.exists(keys.lease(feed))
+
+    await wait_until(gone, timeout=5, what=f"the lease of {feed} to expire")
+
+
+async def test_two_pollers_racing_get_each_feed_once(redis_client: aioredis.Redis) -> None:
+    a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
+    feeds = [f"f{i}" for i in range(50)]
+    # Each pair asked at once, a first for half the feeds and b first for the others.
+    won = await asyncio.gather(*(leases.acquire(feed, 10) for i, feed in enumerate(feeds)
+                                 for leases in ((a, b) if i % 2 else (b, a))))
+    winners = Counter(lease.feed for lease in won if lease is not None)
+    assert winners == dict.fromkeys(feeds, 1)
+    owners = {lease.owner for lease in won if lease is not None}
+    assert owners == {"poller-a", "poller-b"}  # both won some: the race is real
+    for lease in won:
+        if lease is not None:
+            assert lease.fence == 1
+            assert await a.holder(lease.feed) == (lease.owner, 1)
+
+
+async def test_holder_takes_its_lease_again_with_a_newer_fence(
+        redis_client: aioredis.Redis) -> None:
+    a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
+    first = await a.acquire("f", 10)
+    assert first is not None and first.fence == 1
+    assert await b.acquire("f", 10) is None
+    again = await a.acquire("f", 10)
+    assert again is not None and again.fence == 2
+    assert not await a.keep(first, 10)  # the older turn is over: it cannot move the lease
+    assert await a.keep(again, 0.2)
+    assert 0 < await redis_client.pttl(keys.lease("f")) <= 200
+    await expired(redis_client, "f")
+    taken = await b.acquire("f", 10)
+    assert taken is not None and taken.fence == 3  # monotonic across owners and expiry
+    assert not await a.release(again)
+    assert await b.release(taken)
+    assert await a.holder("f") is None
+
+
+async def test_lease_carries_the_feed_meta_when_asked(redis_client: aioredis.Redis) -> None:
+    leases = FeedLeases(redis_client, "poller-a")
+    await redis_client.hset(keys.meta("f"), mapping={"baselined": "1", "etag": '"v2"'})
+    lease = await leases.acquire("f", 10, meta=True)
+    assert lease is not None and lease.fence == 1
+    assert lease.meta == {"baselined": "1", "etag": '"v2"'}
+    assert await FeedLeases(redis_client, "poller-b").acquire("f", 10, meta=True) is None
+    again = await leases.acquire("g", 10, meta=True)  # no meta yet: an empty hash
+    assert again is not None and again.meta == {}
+    plain = await leases.acquire("h", 10)
+    assert plain is not None and plain.meta is None
+
+
+async def test_keep_records_the_next_poll_only_for_the_current_lease(
+        redis_client: aioredis.Redis) -> None:
+    a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
+    first = await a.acquire("f", 10)
+    assert first is not None
+    assert await a.keep(first, 5, next_poll=1_800_000_000.5)
+    assert await redis_client.hget(keys.health("f"), "next_poll") == "1800000000.5"
+    assert 4000 < await redis_client.pttl(keys.lease("f")) <= 5000
+    await redis_client.delete(keys.lease("f"))  # expired; another poller takes the feed
+    taken = await b.acquire("f", 10)
+    assert taken is not None
+    assert not await a.keep(first, 5, next_poll=1_900_000_000)  # stale: records nothing
+    assert await redis_client.hget(keys.health("f"), "next_poll") == "1800000000.5"
+
+
+async def test_late_commit_after_the_lease_expired_is_refused(
+        redis_client: aioredis.Redis) -> None:
+    """Poller A's lease runs out mid-poll and B takes the feed over: A's commit writes nothing,
+    B's (with the current fence) records the change and appends its event once."""
+    state = FeedState(redis_client, max_entries=100, stream_maxlen=1000)
+    a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
+    await commit(state, "f", URL, diff_entries({}, [entry("x")], baseline=True), baseline=True,
+                       etag=None, last_modified=None, body_hash="h0")
+
+    lease_a = await a.acquire("f", 0.1)
+    assert lease_a is not None
+    snap = await state.load("f")
+    changes_a = diff_entries(snap.fingerprints, [entry("x"), entry("y")], baseline=False)
+    await expired(redis_client, "f")  # A is still "polling" when its lease runs out
+
+    lease_b = await b.acquire("f", 10)
+    assert lease_b is not None and lease_b.fence > lease_a.fence
+    snap_b = await state.load("f")
+    changes_b = diff_entries(snap_b.fingerprints, [entry("x"), entry("y")], baseline=False)
+
+    late = await commit(state, "f", URL, changes_a, baseline=False, etag='"a"',
+                              last_modified=None, body_hash="ha", fence=lease_a.fence)
+    assert late.superseded and late.appended == 0
+    assert await events(redis_client) == []
+    assert await redis_client.hget(keys.meta("f"), "body_hash") == "h0"  # nothing written
+
+    current = await commit(state, "f", URL, changes_b, baseline=False, etag='"b"',
+                                 last_modified=None, body_hash="hb", fence=lease_b.fence)
+    assert not current.superseded and current.new == 1
+    assert [e.entry.id for e in await events(redis_client)] == ["y"]
+    assert await redis_client.hget(keys.meta("f"), "etag") == '"b"'
+
+
+async def test_commit_with_the_current_fence_is_accepted(redis_client: aioredis.Redis) -> None:
+    state = FeedState(redis_client, max_entries=100, stream_maxlen=1000)
+    lease = await FeedLeases(redis_client, "poller-a").acquire("f", 10)
+    assert lease is not None
+    base = await commit(state, "f", URL, diff_entries({}, [entry("x")], baseline=True),
+                              baseline=True, etag=None, last_modified=None, body_hash="h",
+                              fence=lease.fence)
+    assert not base.superseded and not base.baseline_moved
+    snap = await state.load("f")
+    assert snap.baselined and set(snap.fingerprints) == {"x"}
+    changes = diff_entries(snap.fingerprints, [entry("x"), entry("z")], baseline=False)
+    result = await commit(state, "f", URL, changes, baseline=False, etag=None,
+                                last_modified=None, body_hash="h2", fence=lease.fence)
+    assert result.new == 1 and [e.entry.id for e in await events(redis_client)] == ["z"]
+
+
+def feed_config(server: FeedServer, names: list[str], *, interval: str = "10s",
+                jitter: str = "0s") -> Config:
+    feeds = "\n".join(f'  - {{name: {n}, url: "{server.url("/" + n)}"}}' for n in names)
+    return parse_config(f"""
+redis: {{url: "redis://127.0.0.1:1/0"}}
+defaults: {{interval: {interval}, jitter: {jitter}, timeout: 3s}}
+fetch: {{parse_timeout: 2s}}
+feeds:
+{feeds}
+""")
+
+
+async def test_superseded_poll_appends_nothing_and_the_new_holder_detects_the_post(
+        redis_client: aioredis.Redis, feed_server: FeedServer, fetcher: Fetcher) -> None:
+    """A slow poll outlives its lease: the poll reports `superseded` and appends nothing; the
+    poller that took over detects the new post exactly once."""
+    items = [Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]
+    feed_server.set("/live", rss(items))
+    config = feed_config(feed_server, ["live"])
+    feed = config.feed("live")
+    a_poller, b_poller = (poller_for(config, redis_client, fetcher) for _ in range(2))
+    a, b = FeedLeases(redis_client, "poller-a"), FeedLeases(redis_client, "poller-b")
+    first = await a.acquire("live", 10)
+    assert first is not None
+    assert (await a_poller.poll(feed, fence=first.fence)).status == "baseline"
+    assert await a.release(first)
+
+    items.append(Item("p2", "Speech", "<p>The chair opens the summit.</p>", 2))
+    feed_server.set("/live", rss(items), delay=0.6)  # a slow answer
+    slow = await a.acquire("live", 0.2)
+    assert slow is not None
+    polling = asyncio.create_task(a_poller.poll(feed, fence=slow.fence))
+    await expired(redis_client, "live")
+    took = await b.acquire("live", 10)
+    assert took is not None
+    late, current = await asyncio.gather(polling, b_poller.poll(feed, fence=took.fence))
+    assert late.status == "superseded" and late.new == 0
+    assert (current.status, current.new) == ("changed", 1)
+    assert [e.entry.id for e in await events(redis_client)] == ["p2"]
+
+
+@pytest.mark.parametrize("jitter", ["0s", "200ms"])
+async def test_two_schedulers_poll_each_feed_once_per_interval(
+        redis_client: aioredis.Redis, feed_server: FeedServer, jitter: str) -> None:
+    """Two pollers (schedulers) in one process over the same feeds: each feed is fetched about
+    once per interval in all, not once per poller; a stopped poller hands its feeds over."""
+    names = [f"f{i}" for i in range(12)]
+    for name in names:
+        feed_server.set("/" + name, rss([Item(f"{name}-1", "Hello", "<p>Body</p>", 1)]))
+    config = feed_config(feed_server, names, interval="1s", jitter=jitter)
+    async with Fetcher(user_agent="test", max_concurrency=2) as fetcher:
+        schedulers = [FeedScheduler(config, Poller(config, make_state(config, redis_client),
+                                                   fetcher)) for _ in range(2)]
+        for scheduler in schedulers:
+            scheduler.start()
+        try:
+            async def fetched(n: int) -> bool:
+                return sum(feed_server.count("/" + name) for name in names) >= n
+
+            await wait_until(lambda: fetched(len(names) * 4), timeout=15,
+                             what="four rounds of polls")
+        finally:
+            for scheduler in schedulers:
+                await scheduler.shutdown(2)
+        counts = {name: feed_server.count("/" + name) for name in names}
+        # ~4-5 s of polling at 1 s: once per interval each (plus the shutdown's last round),
+        # never once per poller (which would be 8-10).
+        assert max(counts.values()) <= 7, counts
+        owners = {(await FeedLeases(redis_client).holder(n)) for n in names}
+        assert owners == {None}  # shutdown released every lease it held

@@ -1,0 +1,1 @@
+"""Step 5: reading the entries and notices streams through the consumer group."""
