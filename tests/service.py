@@ -14,13 +14,13 @@ import redis.asyncio as aioredis
 
 from monitor.config.models import Config
 from monitor.core import keys
-from monitor.core.models import Event
+from monitor.core.models import Event, event_from_stream
 from monitor.fetch.client import Fetcher
 from monitor.poll.decide import Plan
 from monitor.poll.diff import Change
 from monitor.poll.poller import Poller
 from monitor.poll.role import make_state
-from monitor.poll.state import Applied, FeedState, event_from_stream
+from monitor.poll.state import Applied, FeedState
 from workers.consume.consumer import Consumer
 
 REPO = Path(__file__).resolve().parent.parent

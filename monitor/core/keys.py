@@ -12,7 +12,7 @@ EVENTS_STREAM = f"{PREFIX}:events"
 #: Events a worker failed to handle `max_deliveries` times, with the last error.
 DEAD_EVENTS_STREAM = f"{PREFIX}:events:dead"
 CONSUMER_GROUP = "workers"
-#: Operator notices about sources (flood breaker tripped, feed failing, recovered).
+#: Operator notices (flood breaker tripped, feed failing, recovered, Redis state lost).
 NOTICES_STREAM = f"{PREFIX}:notices"
 #: A token written once into an empty Redis: a poller that sees it change knows Redis lost its
 #: data (`monitor.poll.dataloss`).

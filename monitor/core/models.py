@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -117,3 +118,15 @@ def _decode_offset_seconds(payload: str | bytes) -> Event:
         if isinstance(entry, dict) and isinstance(entry.get(key), str):
             entry[key] = datetime.fromisoformat(entry[key]).astimezone(UTC).isoformat()
     return msgspec.convert(data, Event)
+
+
+def event_from_stream(fields: Mapping[str, str]) -> Event:
+    """The event of an entries-stream message: `event`, and for an edit the texts it replaced
+    (`previous`, JSON {title, text}, added by apply.lua as it replaced them)."""
+    event = Event.decode(fields["event"])
+    previous = fields.get("previous")
+    if previous:
+        data = json.loads(previous)
+        event = replace(event, previous_title=data.get("title", ""),
+                        previous_text=data.get("text", ""))
+    return event

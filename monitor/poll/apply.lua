@@ -1,8 +1,8 @@
--- Apply one poll's plan (monitor/decide.py) in one atomic step: the diff's fingerprints,
+-- Apply one poll's plan (monitor/poll/decide.py) in one atomic step: the diff's fingerprints,
 -- texts and events, the feed's meta and validators, its health, and the poller's lease.
 -- KEYS: 1 fingerprints hash, 2 texts hash, 3 order zset, 4 meta hash, 5 events stream,
 --       6 notices stream, 7 fence counter, 8 health hash, 9 lease, 10 lease wanted flag
---       (see monitor/lease.py)
+--       (see monitor/poll/lease.py)
 -- ARGV: 1 validators ('keep' a 304, 'touch' an unchanged body, 'replace' a parsed one),
 --       2 baseline ('1' first sight, '0' otherwise; only with 'replace'), 3 max entries kept,
 --       4 stream maxlen, 5 etag, 6 last-modified, 7 body hash, 8 an operator notice to
@@ -79,7 +79,7 @@ if mode == 'replace' then
   end
 end
 if ARGV[8] ~= '' then
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', 10000, '*', 'notice', ARGV[8])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[4], '*', 'notice', ARGV[8])
 end
 if mode ~= 'keep' then
   for i, name in ipairs({'etag', 'last_modified'}) do

@@ -16,8 +16,10 @@ import uuid
 
 import redis.asyncio as aioredis
 import structlog
+from redis.exceptions import RedisError
 
 from monitor.core import keys
+from monitor.core.errors import StateError
 from monitor.core.models import Notice
 from monitor.poll.state import FeedState
 
@@ -43,8 +45,11 @@ class EpochWatch:
         """Compare the epoch token with the one seen before; True if this check found a loss
         (and sent the notice)."""
         token = uuid.uuid4().hex
-        created = bool(await self.client.set(keys.EPOCH, token, nx=True))
-        current = token if created else await self.client.get(keys.EPOCH)
+        try:
+            created = bool(await self.client.set(keys.EPOCH, token, nx=True))
+            current = token if created else await self.client.get(keys.EPOCH)
+        except RedisError as exc:
+            raise StateError(f"cannot read the epoch token: {exc}") from exc
         lost = created and self.epoch is not None
         self.epoch = current if isinstance(current, str) else None
         if lost:

@@ -68,10 +68,12 @@ end
 return 1
 """
 
-# KEYS: 1 lease. ARGV: 1 owner. Deletes the lease if that owner holds it (any fence).
+# KEYS: 1 lease, 2 fence. ARGV: 1 owner. Deletes the lease if that owner holds it (any fence)
+# and moves the fence on, so a plan of that owner's still in flight is refused.
 _RELEASE_OWNED = """
 local current = redis.call('GET', KEYS[1])
 if current and string.match(current, '^(%S+) ') == ARGV[1] then
+  redis.call('INCR', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -170,7 +172,8 @@ class FeedLeases:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for feed in feeds:
-                    await self._release_owned(keys=[keys.lease(feed)], args=[self.owner],
+                    await self._release_owned(keys=[keys.lease(feed), keys.fence(feed)],
+                                              args=[self.owner],
                                               client=pipe)
                 released = await pipe.execute()
         except RedisError as exc:
@@ -179,7 +182,10 @@ class FeedLeases:
 
     async def holder(self, feed: str) -> tuple[str, int] | None:
         """(owner, fence) of `feed`'s current lease, or None when nobody holds it."""
-        value = await self.client.get(keys.lease(feed))
+        try:
+            value = await self.client.get(keys.lease(feed))
+        except RedisError as exc:
+            raise StateError(f"cannot read the lease of feed {feed!r}: {exc}") from exc
         if not value:
             return None
         owner, _, fence = str(value).rpartition(" ")

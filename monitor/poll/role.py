@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
 
 from monitor.config.models import Config
+from monitor.core.errors import StateError
 from monitor.fetch.client import Fetcher
 from monitor.ops import metrics
 from monitor.poll.dataloss import CHECK_EVERY, EpochWatch
@@ -66,7 +66,7 @@ async def _watch_epoch(watch: EpochWatch, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             await watch.check()
-        except (RedisError, OSError) as exc:  # Redis down: the next check tells
+        except (StateError, OSError) as exc:  # Redis down: the next check tells
             log.debug("epoch check failed", error=str(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), CHECK_EVERY)

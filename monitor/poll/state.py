@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,12 +29,12 @@ from monitor.poll.decide import Plan, Snapshot, failing_notice, recovered_notice
 if TYPE_CHECKING:
     from monitor.poll.lease import Keep, Lease
 
-__all__ = ["Applied", "FeedState", "Health", "Snapshot", "event_from_stream"]
+__all__ = ["Applied", "FeedState", "Health", "Snapshot"]
 
 _APPLY_LUA = files("monitor.poll").joinpath("apply.lua").read_text(encoding="utf-8")
 #: Seconds a quiet plan (a 304 or an unchanged body: health, validators, lease) waits for
 #: others to share its round trip (`_Batch`). A changed plan never waits.
-QUIET_BATCH_WINDOW = 0.05
+QUIET_BATCH_WINDOW = 0.1
 #: Quiet plans sent at once at the most.
 QUIET_BATCH_MAX = 200
 
@@ -57,18 +57,6 @@ class Applied:
     def appended(self) -> int:
         """Events appended to the stream."""
         return self.new + self.updated
-
-
-def event_from_stream(fields: Mapping[str, str]) -> Event:
-    """The event of an entries-stream message: `event`, and for an edit the texts it replaced
-    (`previous`, JSON {title, text}, added by apply.lua as it replaced them)."""
-    event = Event.decode(fields["event"])
-    previous = fields.get("previous")
-    if previous:
-        data = json.loads(previous)
-        event = replace(event, previous_title=data.get("title", ""),
-                        previous_text=data.get("text", ""))
-    return event
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ def exit_abandoning_parses(status: int = 0) -> None:
     stuck = running_parses()
     if not stuck:
         return
-    structlog.get_logger("livewatch.limits").warning(
+    structlog.get_logger("livewatch.sandbox").warning(
         "exiting with a parse still running; it is abandoned", feeds=stuck)
     sys.stdout.flush()
     sys.stderr.flush()

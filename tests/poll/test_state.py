@@ -8,9 +8,9 @@ import redis.asyncio as aioredis
 from service import commit, record_success
 
 from monitor.core import keys
-from monitor.core.models import Entry, Event
+from monitor.core.models import Entry, Event, event_from_stream
 from monitor.poll.diff import diff_entries
-from monitor.poll.state import FeedState, event_from_stream
+from monitor.poll.state import FeedState
 
 
 def entry(i: str, text: str = "body") -> Entry:

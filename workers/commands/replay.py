@@ -27,9 +27,9 @@ from monitor.cli import config_option, load_or_exit
 from monitor.config.models import Config, parse_duration
 from monitor.core import keys
 from monitor.core.errors import LivewatchError
+from monitor.core.models import event_from_stream
 from monitor.ops.logs import configure_logging
 from monitor.ops.runtime import connect_redis
-from monitor.poll.state import event_from_stream
 from workers.channels import ChannelSet
 from workers.consume.consumer import Consumer
 from workers.match.matcher import Matcher, snippet

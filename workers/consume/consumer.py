@@ -25,10 +25,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from monitor.config.models import Config
 from monitor.core import keys
-from monitor.core.models import Event, Notice
+from monitor.core.models import Event, Notice, event_from_stream
 from monitor.core.urls import without_secrets
 from monitor.ops import metrics
-from monitor.poll.state import event_from_stream
 from workers.channels import Channel
 from workers.consume.grouping import CrossFeedGroups
 from workers.match.matcher import Matcher

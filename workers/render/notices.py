@@ -1,5 +1,6 @@
-"""Operator notices (flood breaker tripped, and later feed failing/recovered) rendered for
-channels. Pure, no I/O; a notice is not an alert on content, so it has its own payload."""
+"""Operator notices (flood breaker tripped, feed failing or recovered, Redis state lost)
+rendered for channels. Pure, no I/O; a notice is not an alert on content, so it has its own
+payload."""
 
 from __future__ import annotations
 
