@@ -39,6 +39,15 @@ class Entry:
             object.__setattr__(self, "_version", version)
         return version
 
+    @classmethod
+    def known(cls, ident: str, version: str, **fields: Any) -> Entry:
+        """An entry a parse found unchanged against the recorded fingerprints
+        (`monitor.core.versionmemo.unchanged`): its id and version, no title or text. Only a
+        diff against those fingerprints may see it (it drops it)."""
+        entry = cls(id=ident, title="", text="", **fields)
+        object.__setattr__(entry, "_version", version)
+        return entry
+
     def with_id(self, ident: str) -> Entry:
         """This entry under another id (its computed version kept)."""
         entry = replace(self, id=ident)

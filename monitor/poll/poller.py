@@ -119,7 +119,8 @@ class Poller:
         with metrics.PARSE_SECONDS.time():
             document = await read_document(self.config, feed.name, feed.kind, result.body,
                                            result.url, result.content_type, feed.selectors,
-                                           versions=self.versions.get(feed.name))
+                                           versions=self.versions.get(feed.name),
+                                           known=snapshot.fingerprints)
         self.versions[feed.name] = document.versions
         for _attempt in range(3):
             plan = plan_document(snapshot, document, backfill=feed.backfill,
@@ -128,7 +129,11 @@ class Poller:
             outcome = await self._apply(feed, plan, result, snapshot, turn, fence)
             if outcome is not None:
                 return outcome
-            snapshot = await self.state.load(feed.name)  # another poller baselined meanwhile
+            # The baseline moved (another poller baselined, or Redis lost the feed's state):
+            # read again, without the entries found unchanged against the old fingerprints.
+            snapshot = await self.state.load(feed.name)
+            document = await read_document(self.config, feed.name, feed.kind, result.body,
+                                           result.url, result.content_type, feed.selectors)
         raise StateError("feed state kept changing during commit")
 
     async def _apply(self, feed: FeedSettings, plan: Plan, result: FetchResult,

@@ -14,7 +14,7 @@ strategy taken and why the ones before it declined (`livewatch inspect` prints t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from monitor.config.models import SelectorSettings
@@ -60,7 +60,8 @@ def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
                    selectors: SelectorSettings | None = None, *,
                    max_entries: int = MAX_ENTRIES,
                    max_html_depth: int = MAX_HTML_DEPTH,
-                   explain: bool = False, versions: Versions | None = None) -> ParsedDocument:
+                   explain: bool = False, versions: Versions | None = None,
+                   known: Mapping[str, str] | None = None) -> ParsedDocument:
     """Parse `body` as `kind` ("auto" detects it); raise ParseError if it is not that.
 
     `selectors` are the feed's (`kind: html`, or `auto` for pages without live-blog JSON-LD);
@@ -68,8 +69,10 @@ def parse_document(kind: str, body: bytes, url: str, content_type: str | None,
     refused; `explain` also works out the document's `pin` selectors. Each entry's `version`
     is computed here (parsing runs in a thread), reusing the `versions` of the feed's
     previous parse (`monitor.core.versionmemo`; this parse's are in `document.versions`).
+    With the feed's fingerprints `known` (the poller's), an entry the fast feed path finds
+    unchanged may come without its title and text (the diff drops it).
     """
-    with remembering(versions) as fresh:
+    with remembering(versions, known) as fresh:
         document = _parse(kind, body, url, content_type, SourceOptions(
             selectors=selectors, max_entries=max_entries, max_html_depth=max_html_depth,
             explain=explain))

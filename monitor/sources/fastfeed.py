@@ -57,6 +57,7 @@ from feedparser.mixin import _FeedParserMixin
 from monitor.core.models import Entry
 from monitor.core.textnorm import clean_text, content_hash
 from monitor.core.urls import canonical_url
+from monitor.core.versionmemo import remember_raw, unchanged
 from monitor.sources.base import unique_entries
 from monitor.sources.feedtext import Caption, ItemCaptions, fullest, item_captions
 from monitor.sources.prolog import charset_of
@@ -204,8 +205,6 @@ def _atom_shape(shape: _Shape, body: bytes, items: bytes) -> bool:
 
 
 def _entry(raw: Any, url: str, shape: _Shape, item: ItemCaptions | None) -> Entry | None:
-    title = _title(raw.get("title") or "", shape)
-    text = _fullest(raw, shape, item)
     link = _absolute(url, raw.get("link")) if raw.get("link") else None
     if link is None and (shape.kind == "atom" or shape.guid_is_link):
         raise _Differs  # feedparser makes the id the link
@@ -216,16 +215,31 @@ def _entry(raw: Any, url: str, shape: _Shape, item: ItemCaptions | None) -> Entr
         if shape.guid_is_link and ident:
             ident = _absolute(url, ident)
     ident = ident or (canonical_url(link) if link else None)
-    if not ident:
-        if not title and not text:
-            return None
-        ident = "h:" + content_hash(title, text)
     published = raw.get("published") if shape.kind == "rss" or shape.has_published else None
     updated = raw.get("updated") if shape.kind == "atom" and shape.has_updated else None
     if shape.kind == "rss" and raw.get("updated"):
         raise _Differs
-    return Entry(id=ident, url=link, title=title, text=text, author=_author(raw),
-                 published=_datetime(published), updated=_datetime(updated))
+    # The raw content that makes the title and text, with what decides how they are read.
+    raw_key = hash((shape.kind, shape.title_html, shape.summary_html, shape.has_summary,
+                    raw.get("title"), raw.get("description"),
+                    tuple((b.get("type"), b.get("value")) for b in raw.get("content") or ())))\
+        if item is None else None
+    if ident and raw_key is not None:
+        version = unchanged(ident, raw_key)
+        if version is not None:  # the same as recorded: the diff drops it, text unneeded
+            return Entry.known(ident, version, url=link, author=_author(raw),
+                               published=_datetime(published), updated=_datetime(updated))
+    title = _title(raw.get("title") or "", shape)
+    text = _fullest(raw, shape, item)
+    if not ident:
+        if not title and not text:
+            return None
+        ident = "h:" + content_hash(title, text)
+    entry = Entry(id=ident, url=link, title=title, text=text, author=_author(raw),
+                  published=_datetime(published), updated=_datetime(updated))
+    if raw_key is not None:
+        remember_raw(raw_key, entry.version)
+    return entry
 
 
 def _title(value: str, shape: _Shape) -> str:

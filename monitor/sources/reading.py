@@ -5,6 +5,7 @@ nesting limit, and, for files, the `defaults.max_body` cap a fetch applies."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from monitor.config.models import Config, SelectorSettings
@@ -17,15 +18,16 @@ from monitor.sources.sandbox import guarded_parse
 
 async def read_document(config: Config, name: str, kind: str, body: bytes, url: str,
                         content_type: str | None, selectors: SelectorSettings | None, *,
-                        explain: bool = False,
-                        versions: Versions | None = None) -> ParsedDocument:
+                        explain: bool = False, versions: Versions | None = None,
+                        known: Mapping[str, str] | None = None) -> ParsedDocument:
     """`body` parsed as the service parses the feed `name` (ParseError as it would fail);
-    `versions` are the feed's previous parse's (`monitor.core.versionmemo`)."""
+    `versions` are the feed's previous parse's and `known` its fingerprints
+    (`monitor.core.versionmemo`)."""
     limits = config.fetch
     return await guarded_parse(
         name, limits.parse_timeout, parse_document, kind, body, url, content_type, selectors,
         max_entries=limits.max_entries, max_html_depth=limits.max_html_depth, explain=explain,
-        versions=versions)
+        versions=versions, known=known)
 
 
 async def fetch_document(config: Config, url: str, *, explain: bool = False

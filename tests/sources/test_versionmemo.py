@@ -31,3 +31,40 @@ def test_versions_come_from_the_memo_only_inside_it() -> None:
         assert version_of("Other", "Text") == content_hash("Other", "Text")
     assert fresh == {key: "planted", hash(("Other", "Text")): content_hash("Other", "Text")}
     assert version_of("Title", "Text") == content_hash("Title", "Text")
+
+
+def _rss(items: list[tuple[str, str, str]]) -> bytes:
+    body = "".join(f"<item><guid isPermaLink=\"false\">{g}</guid><title>{t}</title>"
+                   f"<link>https://news.example.org/live#{g}</link>"
+                   f"<description>&lt;p&gt;{d}&lt;/p&gt;</description></item>"
+                   for g, t, d in items)
+    return (f"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Live</title>"
+            f"<link>https://news.example.org/live</link>{body}</channel></rss>").encode()
+
+
+def test_entries_unchanged_against_the_fingerprints_come_without_their_text() -> None:
+    """The poller's case: raw content remembered from the last parse, under an id the
+    fingerprints hold at that version, is not cleaned again; anything else is read whole."""
+    items = [("u1", "Doors open", "Delegates arrive at the summit."),
+             ("u2", "First speech", "The chair opens the session.")]
+    first = parse_document("auto", _rss(items), URL, "application/rss+xml")
+    known = {e.id: e.version for e in first.entries}
+    later = [("u3", "Vote", "A vote is called on the motion."),
+             ("u2", "First speech", "The chair opens the session early."),  # an edit
+             *items[:1]]
+    body = _rss(later)
+    cold = parse_document("auto", body, URL, "application/rss+xml")
+    warm = parse_document("auto", body, URL, "application/rss+xml", versions=first.versions,
+                          known=known)
+    assert [(e.id, e.version) for e in warm.entries] == [(e.id, e.version) for e in cold.entries]
+    texts = {e.id: e.text for e in warm.entries}
+    assert texts["u1"] == "" and warm.entries[2].title == ""  # unchanged: not made
+    assert texts["u3"] == "A vote is called on the motion."
+    assert texts["u2"] == "The chair opens the session early."
+    # Without the fingerprints (any tool, or a feed seen for the first time) all is read.
+    tool = parse_document("auto", body, URL, "application/rss+xml", versions=first.versions)
+    assert [e.to_dict() for e in tool.entries] == [e.to_dict() for e in cold.entries]
+    # Fingerprints holding another version of u1 (it was edited since): read whole.
+    stale = parse_document("auto", body, URL, "application/rss+xml", versions=first.versions,
+                           known={**known, "u1": "an-older-version"})
+    assert stale.entries[2].text == "Delegates arrive at the summit."
