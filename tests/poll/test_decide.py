@@ -421,6 +421,9 @@ NEW_BODY = fetched(BODY, etag='"v2"', last_modified="Mon, 02 Mar 2026 15:00:00 G
                  Snapshot(True, {}, '"v2"', "Mon, 02 Mar 2026 15:00:00 GMT", BODY_HASH, "id",
                           5, END),
                  id="replace after a flood: max events not raised"),
+    pytest.param(Plan("changed", "replace", flood=True), fetched(BODY), 9,
+                 Snapshot(True, {}, None, None, BODY_HASH, "id", 5, None),
+                 id="a flood's count never raises max events (as apply.lua)"),
     pytest.param(Plan("changed", "replace", meta={"identity": "content"}), NEW_BODY, 1,
                  Snapshot(True, {}, '"v2"', "Mon, 02 Mar 2026 15:00:00 GMT", BODY_HASH,
                           "content", 5, None),
@@ -490,3 +493,19 @@ def test_failing_notice(streak: int, failing_after: int, reason: str,
 def test_recovered_notice(streak: int, failing_since: float | None, text: str) -> None:
     assert recovered_notice(FEED, streak, failing_since, NOW) == Notice(
         "recovered", FEED, f"Feed {FEED} is polled fine again {text}.", NOW)
+
+
+# --- suspected bug --------------------------------------------------------------------------
+
+PHOTOS = [entry(f"photo{i}", "Photo", "", 4 + i) for i in range(1, 5)]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "churning() counts an entry repeating another entry of the same document as a duplicate, "
+    "so four new posts with the same content (image-only updates titled 'Photo') on a feed "
+    "with stable GUIDs switch it to content identity for good; issue 3 defines churn as new "
+    "ids whose content fingerprints are already known"))
+def test_fresh_entries_repeating_each_other_are_not_guid_churn() -> None:
+    plan = plan_document(snap(), doc([*KNOWN, *PHOTOS]), backfill=0, flood_threshold=50,
+                         feed=FEED, now=NOW)
+    assert (plan.meta, plan.churned) == ({}, 0)
