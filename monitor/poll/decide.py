@@ -9,7 +9,7 @@ all of it in one Redis script. The failure streak's notices are decided here too
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -110,8 +110,9 @@ def plan_document(snapshot: Snapshot, document: ParsedDocument, *, backfill: int
     entries = _content_keyed(document.entries) if content_identity else document.entries
     changes = diff_entries(snapshot.fingerprints, entries, baseline=baseline, backfill=backfill)
     churned = 0
-    if not baseline and not content_identity and churning(changes):
-        churned = sum(1 for c in changes if c.duplicate)
+    recorded = set(snapshot.fingerprints.values())
+    if not baseline and not content_identity and churning(changes, recorded):
+        churned = _churned(changes, recorded)
         meta["identity"] = "content"
         changes = diff_entries(snapshot.fingerprints, _content_keyed(document.entries),
                                baseline=False, backfill=backfill)
@@ -150,11 +151,17 @@ def snapshot_after(snapshot: Snapshot, plan: Plan, result: FetchResult,
                     max_events=max_events, coverage_end=plan.coverage_end)
 
 
-def churning(changes: Sequence[Change]) -> bool:
-    """Many "new" ids carrying content already known under other ids: churned GUIDs."""
-    duplicates = sum(1 for c in changes if c.duplicate)
+def churning(changes: Sequence[Change], known: Collection[str] | None = None) -> bool:
+    """Many "new" ids carrying content already known under other ids: churned GUIDs. With
+    `known` (the versions recorded), only duplicates of recorded content count: new entries
+    repeating each other (four image-only "Photo" posts) are not churn."""
+    duplicates = _churned(changes, known)
     fresh = sum(1 for c in changes if c.previous_version is None and not c.duplicate)
     return duplicates >= 3 and duplicates >= fresh
+
+
+def _churned(changes: Sequence[Change], known: Collection[str] | None) -> int:
+    return sum(1 for c in changes if c.duplicate and (known is None or c.version in known))
 
 
 def _content_keyed(entries: Sequence[Entry]) -> list[Entry]:

@@ -500,12 +500,9 @@ def test_recovered_notice(streak: int, failing_since: float | None, text: str) -
 PHOTOS = [entry(f"photo{i}", "Photo", "", 4 + i) for i in range(1, 5)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "churning() counts an entry repeating another entry of the same document as a duplicate, "
-    "so four new posts with the same content (image-only updates titled 'Photo') on a feed "
-    "with stable GUIDs switch it to content identity for good; issue 3 defines churn as new "
-    "ids whose content fingerprints are already known"))
 def test_fresh_entries_repeating_each_other_are_not_guid_churn() -> None:
+    """Four new image-only posts titled "Photo" on a feed with stable GUIDs: they repeat each
+    other, not recorded content, so the feed keeps its ids."""
     plan = plan_document(snap(), doc([*KNOWN, *PHOTOS]), backfill=0, flood_threshold=50,
                          feed=FEED, now=NOW)
     assert (plan.meta, plan.churned) == ({}, 0)
