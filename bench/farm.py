@@ -13,15 +13,19 @@ GET /_stats             fetch counts, received alerts and the ground truth so fa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
+
+from monitor.ops.embedded import free_port
 
 PHRASE = "coalition of the willing"
 KINDS = ("rss", "atom", "liveblog")
@@ -174,6 +178,19 @@ class Farm:
         app.router.add_post("/hook", self.hook)
         app.router.add_get("/_stats", self.stats)
         return app
+
+
+@contextlib.asynccontextmanager
+async def serving(farm: Farm, backlog: int = 1024) -> AsyncIterator[str]:
+    """`farm` served on a free port of 127.0.0.1 within the block; yields its base URL."""
+    port = free_port()
+    runner = web.AppRunner(farm.app(), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=backlog).start()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def main() -> None:

@@ -31,9 +31,9 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bench.farm import Farm
+from bench.farm import Farm, serving
 from bench.scaleout import REPO, Role, config_yaml
-from monitor.ops.embedded import EmbeddedRedis, free_port
+from monitor.ops.embedded import EmbeddedRedis
 
 RAW_AGENT = "raw-conditional-get"
 
@@ -93,12 +93,7 @@ def _replayer(base: str, feeds: int, interval: float) -> subprocess.Popen[bytes]
 
 async def run(feeds: int, interval: float, warm: float, window: float) -> None:
     farm = AgentFarm(feeds)
-    port = free_port()
-    runner = web.AppRunner(farm.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
-    base = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(farm, backlog=2048) as base:
         with tempfile.TemporaryDirectory() as tmp, \
                 EmbeddedRedis(Path(tmp) / "redis", appendonly=False) as redis_server:
             config = Path(tmp) / "livewatch.yaml"
@@ -116,8 +111,6 @@ async def run(feeds: int, interval: float, warm: float, window: float) -> None:
                 replayer.send_signal(signal.SIGTERM)
                 replayer.wait(30)
                 await client.aclose()
-    finally:
-        await runner.cleanup()
 
 
 async def _window(name: str, farm: AgentFarm, service: Role, raw_pid: int,

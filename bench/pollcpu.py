@@ -17,25 +17,18 @@ import signal
 import tempfile
 from pathlib import Path
 
-from aiohttp import web
-
-from bench.farm import Farm
+from bench.farm import Farm, serving
 from bench.scaleout import Role, config_yaml
-from monitor.ops.embedded import EmbeddedRedis, free_port
+from monitor.ops.embedded import EmbeddedRedis
 
 
 async def run(feeds: int, warm: float, window: float) -> None:
     farm = Farm(feeds)
-    port = free_port()
-    runner = web.AppRunner(farm.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    try:
+    async with serving(farm) as base:
         with tempfile.TemporaryDirectory() as tmp, \
                 EmbeddedRedis(Path(tmp) / "redis", appendonly=False) as redis_server:
             config = Path(tmp) / "livewatch.yaml"
-            config.write_text(config_yaml(f"http://127.0.0.1:{port}", feeds, redis_server.url,
-                                          30.0))
+            config.write_text(config_yaml(base, feeds, redis_server.url, 30.0))
             poller = Role("poller", config, Path(tmp), 0)
             try:
                 await asyncio.sleep(warm)
@@ -46,8 +39,6 @@ async def run(feeds: int, warm: float, window: float) -> None:
                 cpu, polls = poller.cpu - cpu, farm.fetches - polls
             finally:
                 poller.stop(signal.SIGTERM)
-    finally:
-        await runner.cleanup()
     print(f"{feeds} feeds every 30 s: {polls} polls in {window:g} s, {cpu:.2f} s CPU, "
           f"{cpu / max(polls, 1) * 1000:.2f} ms per poll")
 

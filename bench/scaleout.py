@@ -31,8 +31,8 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from bench.farm import Farm
-from monitor.ops.embedded import EmbeddedRedis, free_port
+from bench.farm import Farm, serving
+from monitor.ops.embedded import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parent.parent
 _POST = re.compile(r"p(\d+)$")
@@ -107,48 +107,43 @@ class Role:
 async def run(feeds: int, minutes: float, interval: float, pollers: int, workers: int,
               rate: int, keep_logs: Path | None) -> None:
     farm = CountingFarm(feeds)
-    port = free_port()
-    runner = web.AppRunner(farm.app(), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp, \
-            EmbeddedRedis(Path(tmp) / "redis", appendonly=False) as redis_server:
-        config = Path(tmp) / "livewatch.yaml"
-        config.write_text(config_yaml(base, feeds, redis_server.url, interval))
-        logs = keep_logs or Path(tmp)
-        logs.mkdir(parents=True, exist_ok=True)
-        roles = [Role("worker", config, logs, n) for n in range(workers)]
-        roles += [Role("poller", config, logs, n) for n in range(pollers)]
-        started = time.time()
-        duration = minutes * 60
-        warm = started + interval * 2  # the cold start (baseline of every feed) is over
-        killed_at = None
-        try:
-            async with httpx.AsyncClient(timeout=10) as control:
-                while time.time() - started < duration:
-                    await asyncio.sleep(5)
-                    if time.time() > warm:
-                        await control.post(f"{base}/_add", params={"k": rate})
-                    if killed_at is None and time.time() - started >= duration / 2:
-                        victim = next(r for r in roles if r.name == "poller0")
-                        victim.stop(signal.SIGKILL)
-                        killed_at = time.time()
-                        roles.append(Role("poller", config, logs, pollers))
-                        print(f"{killed_at - started:5.0f} s  SIGKILLed poller0, started "
-                              f"poller{pollers}", flush=True)
-                last_post = time.time()
-                truth = [t for t in farm.truth if t["phrase"]]
-                for _second in range(int(2 * interval) + 30):  # the last posts' alerts
-                    if len(_alerted(farm, truth)) == len(truth):
-                        break
-                    await asyncio.sleep(1)
-        finally:
-            for role in roles:
-                role.sample_cpu()
-                role.stop()
-        await runner.cleanup()
-        report(farm, roles, feeds, interval, started, warm, last_post, killed_at)
+    async with serving(farm) as base:
+        with tempfile.TemporaryDirectory() as tmp, \
+                EmbeddedRedis(Path(tmp) / "redis", appendonly=False) as redis_server:
+            config = Path(tmp) / "livewatch.yaml"
+            config.write_text(config_yaml(base, feeds, redis_server.url, interval))
+            logs = keep_logs or Path(tmp)
+            logs.mkdir(parents=True, exist_ok=True)
+            roles = [Role("worker", config, logs, n) for n in range(workers)]
+            roles += [Role("poller", config, logs, n) for n in range(pollers)]
+            started = time.time()
+            duration = minutes * 60
+            warm = started + interval * 2  # the cold start (baseline of every feed) is over
+            killed_at = None
+            try:
+                async with httpx.AsyncClient(timeout=10) as control:
+                    while time.time() - started < duration:
+                        await asyncio.sleep(5)
+                        if time.time() > warm:
+                            await control.post(f"{base}/_add", params={"k": rate})
+                        if killed_at is None and time.time() - started >= duration / 2:
+                            victim = next(r for r in roles if r.name == "poller0")
+                            victim.stop(signal.SIGKILL)
+                            killed_at = time.time()
+                            roles.append(Role("poller", config, logs, pollers))
+                            print(f"{killed_at - started:5.0f} s  SIGKILLed poller0, started "
+                                  f"poller{pollers}", flush=True)
+                    last_post = time.time()
+                    truth = [t for t in farm.truth if t["phrase"]]
+                    for _second in range(int(2 * interval) + 30):  # the last posts' alerts
+                        if len(_alerted(farm, truth)) == len(truth):
+                            break
+                        await asyncio.sleep(1)
+            finally:
+                for role in roles:
+                    role.sample_cpu()
+                    role.stop()
+            report(farm, roles, feeds, interval, started, warm, last_post, killed_at)
 
 
 def _alerted(farm: Farm, truth: list[dict[str, Any]]) -> set[tuple[int, int]]:
