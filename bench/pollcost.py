@@ -5,7 +5,8 @@
 One run, on the local feed farm: `python -m monitor run` (pollers and worker in one process,
 JSON logs at INFO) polls `--feeds` feeds every `--interval`, and beside it a raw replayer
 process (`--raw`: aiohttp, an in-memory ETag map, each feed at a random phase, once per
-interval; the body read, nothing parsed) fetches the same URLs on the same timing. After the
+interval, on the same 100 ms grid as livewatch's scheduler; the body read, nothing parsed)
+fetches the same URLs on the same timing. After the
 first polls (baselines) pass, two windows are measured: every answer a 304, then 10% of the
 feeds changing per interval. For each, it prints both processes' CPU (user+system, /proc)
 per fetch the farm answered them, the ratio, and the Redis round trips per livewatch poll
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import random
 import signal
@@ -34,6 +36,7 @@ from aiohttp import web
 from bench.farm import Farm, serving
 from bench.scaleout import REPO, Role, config_yaml
 from monitor.ops.embedded import EmbeddedRedis
+from monitor.poll.scheduler import SLOT
 
 RAW_AGENT = "raw-conditional-get"
 
@@ -72,12 +75,12 @@ async def raw(base: str, feeds: int, interval: float) -> None:
                     etags[index] = response.headers["ETag"]
 
         async def feed(index: int) -> None:
-            await asyncio.sleep(random.uniform(0, interval))
-            while not stop.is_set():
-                started = time.monotonic()
+            due = time.time() + random.uniform(0, interval)
+            while not stop.is_set():  # on livewatch's grid (monitor.poll.scheduler.SLOT)
+                await asyncio.sleep(max(0.0, math.ceil(due / SLOT) * SLOT - time.time()))
                 with contextlib.suppress(aiohttp.ClientError):
                     await one(index)
-                await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+                due += interval
 
         tasks = [asyncio.create_task(feed(i)) for i in range(feeds)]
         await stop.wait()

@@ -113,11 +113,19 @@ async def _scripts(url: str, calls: int) -> None:
     client = aioredis.from_url(url, decode_responses=True)
     await client.set(keys.fence("f0"), 7)
     lease = Lease("f0", "bench", 7)
-    state = FeedState(client, max_entries=500, stream_maxlen=10000)
     plan = Plan("not_modified")
     keep = Keep(40.0, 20.0, time.time() + 10)
-    await per_call("FeedState.apply, quiet (redis-py + hiredis)", calls,
-                   lambda: state.apply("f0", "u", plan, lease=lease, keep=keep))
+    alone = FeedState(client, max_entries=500, stream_maxlen=10000, quiet_batch=0)
+    await per_call("FeedState.apply, quiet, alone (redis-py + hiredis)", calls,
+                   lambda: alone.apply("f0", "u", plan, lease=lease, keep=keep))
+    batched = FeedState(client, max_entries=500, stream_maxlen=10000, quiet_batch=0.005)
+
+    async def ten() -> None:  # ten polls' quiet plans meeting in one batch
+        await asyncio.gather(*(batched.apply("f0", "u", plan, lease=lease, keep=keep)
+                               for _ in range(10)))
+
+    cost = await per_call("  ten quiet plans batched in one round trip", calls // 10, ten)
+    print(f"{'  ... per quiet plan':<48} {cost / 10:8.1f} us", flush=True)
     script_keys, args = _quiet_args(lease)
     script = client.register_script(_APPLY_LUA)
     await per_call("  the script alone: redis-py + hiredis", calls,
