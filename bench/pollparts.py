@@ -5,9 +5,10 @@
 Measured in this process (user+system time, so the kernel's share of each socket write and
 read counts), one part at a time, against a private redis-server and the feed farm in its own
 process: a bare aiohttp conditional GET answered 304; livewatch's `Fetcher.fetch` of the same;
-the quiet poll's plan script (apply.lua, the arguments of a 304) through redis-py with
-hiredis, coredis and valkey-glide (when installed); one `poll` log line rendered as the
-service renders it (JSON); the poll metrics; an APScheduler run of a no-op job.
+the quiet poll's plan script (goodpoll.lua + quiet.lua, the arguments of a 304) through
+redis-py with hiredis, coredis and valkey-glide (when installed); one `poll` log line
+rendered as the service renders it (JSON); the poll metrics; an APScheduler run of a no-op
+job.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from monitor.ops.logs import configure_logging
 from monitor.poll.decide import Plan
 from monitor.poll.lease import Keep, Lease
 from monitor.poll.poller import PollOutcome
-from monitor.poll.state import _APPLY_LUA, FeedState
+from monitor.poll.state import _QUIET_LUA, FeedState
 
 
 async def per_call(name: str, calls: int, action: Callable[[], Awaitable[Any]]) -> float:
@@ -99,13 +100,10 @@ async def _etag(session: aiohttp.ClientSession, url: str) -> str:
 def _quiet_args(lease: Lease) -> tuple[list[str], list[Any]]:
     """The keys and arguments `FeedState.apply` sends for a 304 with the lease kept."""
     feed = "f0"
-    script_keys = [keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
-                   keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM,
-                   keys.fence(feed), keys.health(feed), keys.lease(feed),
+    script_keys = [keys.meta(feed), keys.fence(feed), keys.health(feed), keys.lease(feed),
                    keys.lease_wanted(feed)]
-    args: list[Any] = ["keep", "0", 500, 10000, "", "", "", "", str(lease.fence), time.time(),
-                       "not_modified", "", "1", lease.value, 40000, 20000, time.time() + 10,
-                       0, 0]
+    args: list[Any] = ["0", "", "", str(lease.fence), time.time(), "not_modified", lease.value,
+                       40000, 20000, time.time() + 10]
     return script_keys, [str(a) for a in args]
 
 
@@ -127,7 +125,7 @@ async def _scripts(url: str, calls: int) -> None:
     cost = await per_call("  ten quiet plans batched in one round trip", calls // 10, ten)
     print(f"{'  ... per quiet plan':<48} {cost / 10:8.1f} us", flush=True)
     script_keys, args = _quiet_args(lease)
-    script = client.register_script(_APPLY_LUA)
+    script = client.register_script(_QUIET_LUA)
     await per_call("  the script alone: redis-py + hiredis", calls,
                    lambda: script(keys=script_keys, args=args))
     await client.aclose()
@@ -139,7 +137,7 @@ async def _scripts(url: str, calls: int) -> None:
         host, port = url.removeprefix("redis://").split("/")[0].split(":")
         core = coredis.Redis(host=host, port=int(port), decode_responses=True)
         async with core:
-            core_script = core.register_script(_APPLY_LUA)
+            core_script = core.register_script(_QUIET_LUA)
             await per_call("  the script alone: coredis", calls,
                            lambda: core_script(keys=script_keys, args=args))
     try:
@@ -150,7 +148,7 @@ async def _scripts(url: str, calls: int) -> None:
         host, port = url.removeprefix("redis://").split("/")[0].split(":")
         glide = await GlideClient.create(GlideClientConfiguration([NodeAddress(host,
                                                                                int(port))]))
-        glide_script = Script(_APPLY_LUA)
+        glide_script = Script(_QUIET_LUA)
         await per_call("  the script alone: valkey-glide", calls,
                        lambda: glide.invoke_script(glide_script, keys=script_keys,
                                                    args=args))

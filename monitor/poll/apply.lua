@@ -1,5 +1,6 @@
 -- Apply one poll's plan (monitor/poll/decide.py) in one atomic step: the diff's fingerprints,
--- texts and events, the feed's meta and validators, its health, and the poller's lease.
+-- texts and events, the feed's meta and validators, its health, and the poller's lease
+-- (goodpoll.lua is prepended; a plan without changes goes through quiet.lua).
 -- KEYS: 1 fingerprints hash, 2 texts hash, 3 order zset, 4 meta hash, 5 events stream,
 --       6 notices stream, 7 fence counter, 8 health hash, 9 lease, 10 lease wanted flag
 --       (see monitor/poll/lease.py)
@@ -90,28 +91,6 @@ if mode ~= 'keep' then
     end
   end
 end
-local before = redis.call('HMGET', KEYS[8], 'consecutive_failures', 'failing_since')
-local recovered = redis.call('HDEL', KEYS[8], 'failing_since')
-redis.call('HSET', KEYS[8], 'consecutive_failures', 0, 'last_status', ARGV[11], 'last_error', '',
-           'last_poll', ARGV[10], 'last_success', ARGV[10])
-if ARGV[12] ~= '' then
-  redis.call('HSET', KEYS[8], 'kind', ARGV[12])
-end
-local lease = 0
-if ARGV[14] ~= '' then
-  local hold = ARGV[15]
-  lease = 1
-  if redis.call('DEL', KEYS[10]) == 1 then
-    hold, lease = ARGV[16], 2
-  end
-  if tonumber(hold) <= 0 then
-    redis.call('DEL', KEYS[9])
-    lease = 2
-  else
-    redis.call('SET', KEYS[9], ARGV[14], 'PX', hold)
-  end
-end
-if ARGV[17] ~= '' then
-  redis.call('HSET', KEYS[8], 'next_poll', ARGV[17])
-end
-return {new, updated, skipped, lease, before[1] or '', before[2] or '', recovered}
+local done = good_poll(KEYS[8], KEYS[9], KEYS[10], ARGV[10], ARGV[11], ARGV[12], ARGV[14],
+                       ARGV[15], ARGV[16], ARGV[17])
+return {new, updated, skipped, done[1], done[2], done[3], done[4]}

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Applied", "FeedState", "Health", "Snapshot"]
 
-_APPLY_LUA = files("monitor.poll").joinpath("apply.lua").read_text(encoding="utf-8")
+def _lua(name: str) -> str:
+    return files("monitor.poll").joinpath(name).read_text(encoding="utf-8")
+
+
+#: The plan scripts, each after the good poll's health and lease (goodpoll.lua).
+_APPLY_LUA = _lua("goodpoll.lua") + _lua("apply.lua")
+_QUIET_LUA = _lua("goodpoll.lua") + _lua("quiet.lua")
 #: Seconds a quiet plan (a 304 or an unchanged body: health, validators, lease) waits for
 #: others to share its round trip (`_Batch`). A changed plan never waits.
 QUIET_BATCH_WINDOW = 0.1
@@ -141,8 +147,10 @@ class FeedState:
         #: Consecutive failed polls that make one "failing" notice (0: never).
         self.failing_after = failing_after
         self._apply = client.register_script(_APPLY_LUA)
-        self._quiet = _Batch(client, self._apply, quiet_batch, QUIET_BATCH_MAX) \
-            if quiet_batch > 0 else None
+        #: Quiet plans' script, their calls batched (`quiet_batch` seconds; 0: each alone).
+        self._quiet = _Batch(client, client.register_script(_QUIET_LUA), quiet_batch,
+                             QUIET_BATCH_MAX)
+        self._batch = quiet_batch > 0
 
     async def load(self, feed: str, *, fingerprints: bool = True) -> Snapshot:
         """Read a feed's validators and (unless `fingerprints` is false, as before a fetch
@@ -174,37 +182,29 @@ class FeedState:
         token. A feed reported failing gets one "recovered" notice."""
         now = time.time() if now is None else now
         fence = lease.fence if lease is not None else fence
-        meta = list(plan.meta.items())
-        health = "ok" if plan.validators == "replace" else plan.status
-        args: list[Any] = [
-            plan.validators, "1" if plan.baseline else "0", self.max_entries, self.stream_maxlen,
-            etag or "", last_modified or "", body_hash,
-            plan.notice.encode() if plan.notice else "",
-            "" if fence is None else str(fence), now, health, plan.kind or "",
-            "0" if plan.flood else "1", lease.value if lease and keep else "",
-            _ms(keep.hold) if keep else 0, _ms(keep.handover) if keep else 0,
-            keep.next_poll if keep and keep.next_poll is not None else "",
-            len(meta), len(plan.changes)]
-        for name, value in meta:
-            args += [name, value]
-        for change in plan.changes:
-            entry = change.entry
-            payload = Event(kind=change.kind, feed=feed, feed_url=feed_url, entry=entry,
-                            version=change.version, detected_at=now).encode() \
-                if change.emit else ""
-            texts = json.dumps({"title": entry.title, "text": entry.text}, ensure_ascii=False)
-            args += [entry.id, change.previous_version or "", change.version, texts,
-                     "1" if change.emit else "0", payload]
-        script_keys = [keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
-                       keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM,
-                       keys.fence(feed), keys.health(feed), keys.lease(feed),
-                       keys.lease_wanted(feed)]
-        quiet = not plan.changes and plan.notice is None and plan.validators != "replace"
+        token = "" if fence is None else str(fence)
+        value, hold, handover, next_poll = (
+            (lease.value, _ms(keep.hold), _ms(keep.handover),
+             "" if keep.next_poll is None else keep.next_poll)
+            if lease is not None and keep is not None else ("", 0, 0, ""))
         try:
-            if quiet and self._quiet is not None:
-                reply = cast(list[Any], await self._quiet.call(script_keys, args))
+            if plan.validators != "replace" and not plan.meta and plan.notice is None:
+                script_keys = [keys.meta(feed), keys.fence(feed), keys.health(feed),
+                               keys.lease(feed), keys.lease_wanted(feed)]
+                args: list[Any] = ["1" if plan.validators == "touch" else "0", etag or "",
+                                   last_modified or "", token, now, plan.status, value, hold,
+                                   handover, next_poll]
+                reply = cast(list[Any], await self._quiet.call(script_keys, args)
+                             if self._batch else
+                             await self._quiet.script(keys=script_keys, args=args))
             else:
-                reply = cast(list[Any], await self._apply(keys=script_keys, args=args))
+                reply = cast(list[Any], await self._apply(
+                    keys=[keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
+                          keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM,
+                          keys.fence(feed), keys.health(feed), keys.lease(feed),
+                          keys.lease_wanted(feed)],
+                    args=self._plan_args(feed, feed_url, plan, etag, last_modified, body_hash,
+                                         token, now, (value, hold, handover, next_poll))))
         except RedisError as exc:
             raise StateError(f"cannot record state of feed {feed!r}: {exc}") from exc
         if reply[0] == -1:
@@ -216,6 +216,29 @@ class FeedState:
             await self.notice(recovered_notice(feed, int(streak or 0),
                                                float(since) if since else None, now))
         return Applied(int(new), int(updated), int(skipped), held=held == 1)
+
+    def _plan_args(self, feed: str, feed_url: str, plan: Plan, etag: str | None,
+                   last_modified: str | None, body_hash: str, token: str, now: float,
+                   lease: tuple[str, int, int, float | str]) -> list[Any]:
+        """apply.lua's arguments for `plan` (see its header)."""
+        meta = list(plan.meta.items())
+        health = "ok" if plan.validators == "replace" else plan.status
+        args: list[Any] = [
+            plan.validators, "1" if plan.baseline else "0", self.max_entries, self.stream_maxlen,
+            etag or "", last_modified or "", body_hash,
+            plan.notice.encode() if plan.notice else "", token, now, health, plan.kind or "",
+            "0" if plan.flood else "1", *lease, len(meta), len(plan.changes)]
+        for name, value in meta:
+            args += [name, value]
+        for change in plan.changes:
+            entry = change.entry
+            payload = Event(kind=change.kind, feed=feed, feed_url=feed_url, entry=entry,
+                            version=change.version, detected_at=now).encode() \
+                if change.emit else ""
+            texts = json.dumps({"title": entry.title, "text": entry.text}, ensure_ascii=False)
+            args += [entry.id, change.previous_version or "", change.version, texts,
+                     "1" if change.emit else "0", payload]
+        return args
 
     async def record_failure(self, feed: str, reason: str) -> int:
         """Count a failed poll; returns the number of consecutive failures. The poll that
