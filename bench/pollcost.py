@@ -5,8 +5,8 @@
 One run, on the local feed farm: `python -m monitor run` (pollers and worker in one process,
 JSON logs at INFO) polls `--feeds` feeds every `--interval`, and beside it a raw replayer
 process (`--raw`: aiohttp, an in-memory ETag map, each feed at a random phase, once per
-interval, on the same 100 ms grid as livewatch's scheduler; the body read, nothing parsed)
-fetches the same URLs on the same timing. After the
+interval, on the same 100 ms grid as livewatch's scheduler, or with `--raw-timing random`
+not; the body read, nothing parsed) fetches the same URLs on the same timing. After the
 first polls (baselines) pass, two windows are measured: every answer a 304, then 10% of the
 feeds changing per interval. For each, it prints both processes' CPU (user+system, /proc)
 per fetch the farm answered them, the ratio, and the Redis round trips per livewatch poll
@@ -59,8 +59,9 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def raw(base: str, feeds: int, interval: float) -> None:
-    """The raw replayer: each feed once per `interval` at a random phase, conditional GET."""
+async def raw(base: str, feeds: int, interval: float, grid: bool) -> None:
+    """The raw replayer: each feed once per `interval` at a random phase, conditional GET;
+    with `grid`, on livewatch's 100 ms grid (monitor.poll.scheduler.SLOT)."""
     etags: dict[int, str] = {}
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -76,8 +77,9 @@ async def raw(base: str, feeds: int, interval: float) -> None:
 
         async def feed(index: int) -> None:
             due = time.time() + random.uniform(0, interval)
-            while not stop.is_set():  # on livewatch's grid (monitor.poll.scheduler.SLOT)
-                await asyncio.sleep(max(0.0, math.ceil(due / SLOT) * SLOT - time.time()))
+            while not stop.is_set():
+                at = math.ceil(due / SLOT) * SLOT if grid else due
+                await asyncio.sleep(max(0.0, at - time.time()))
                 with contextlib.suppress(aiohttp.ClientError):
                     await one(index)
                 due += interval
@@ -89,12 +91,14 @@ async def raw(base: str, feeds: int, interval: float) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _replayer(base: str, feeds: int, interval: float) -> subprocess.Popen[bytes]:
+def _replayer(base: str, feeds: int, interval: float,
+              timing: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "bench.pollcost", "--raw", "--base", base,
-                             "--feeds", str(feeds), "--interval", str(interval)], cwd=REPO)
+                             "--feeds", str(feeds), "--interval", str(interval),
+                             "--raw-timing", timing], cwd=REPO)
 
 
-async def run(feeds: int, interval: float, warm: float, window: float) -> None:
+async def run(feeds: int, interval: float, warm: float, window: float, timing: str) -> None:
     farm = AgentFarm(feeds)
     async with serving(farm, backlog=2048) as base:
         with tempfile.TemporaryDirectory() as tmp, \
@@ -102,7 +106,7 @@ async def run(feeds: int, interval: float, warm: float, window: float) -> None:
             config = Path(tmp) / "livewatch.yaml"
             config.write_text(config_yaml(base, feeds, redis_server.url, interval))
             service = Role("run", config, Path(tmp), 0)
-            replayer = _replayer(base, feeds, interval)
+            replayer = _replayer(base, feeds, interval, timing)
             client = aioredis.from_url(redis_server.url, decode_responses=True)
             try:
                 await asyncio.sleep(warm)
@@ -176,13 +180,16 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--warm", type=float, default=30.0)
     parser.add_argument("--window", type=float, default=40.0)
+    parser.add_argument("--raw-timing", choices=("grid", "random"), default="grid",
+                        help="the replayer on livewatch's 100 ms grid (default) or at random "
+                             "phases")
     parser.add_argument("--raw", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw:
-        asyncio.run(raw(args.base, args.feeds, args.interval))
+        asyncio.run(raw(args.base, args.feeds, args.interval, args.raw_timing == "grid"))
     else:
-        asyncio.run(run(args.feeds, args.interval, args.warm, args.window))
+        asyncio.run(run(args.feeds, args.interval, args.warm, args.window, args.raw_timing))
 
 
 if __name__ == "__main__":
