@@ -80,14 +80,21 @@ def _target(item: LexborNode, css: str) -> LexborNode | None:
     return next((node for node in item.css(css) if node != item), None)
 
 
-def _text(item: LexborNode, spec: str | None) -> str:
-    """Clean text of the selected element, or of the selected attribute."""
+def _selected(item: LexborNode, spec: str | None) -> tuple[LexborNode, str | None] | None:
+    """The element `spec` selects inside `item` and the attribute it names, if any."""
     if not spec:
-        return ""
+        return None
     css, attr = split_spec(spec)
     node = _target(item, css)
-    if node is None:
+    return None if node is None else (node, attr)
+
+
+def _text(item: LexborNode, spec: str | None) -> str:
+    """Clean text of the selected element, or of the selected attribute."""
+    selected = _selected(item, spec)
+    if selected is None:
         return ""
+    node, attr = selected
     if attr is not None:
         return clean_text(node.attributes.get(attr) or "")
     return clean_text(node.html or "")
@@ -95,12 +102,10 @@ def _text(item: LexborNode, spec: str | None) -> str:
 
 def _value(item: LexborNode, spec: str | None, default_attr: str | None = None) -> str:
     """The selected attribute (or `default_attr` if the element has it, else its text)."""
-    if not spec:
+    selected = _selected(item, spec)
+    if selected is None:
         return ""
-    css, attr = split_spec(spec)
-    node = _target(item, css)
-    if node is None:
-        return ""
+    node, attr = selected
     attrs = node.attributes
     if attr is None and default_attr is not None and attrs.get(default_attr):
         attr = default_attr
