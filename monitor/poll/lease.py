@@ -8,8 +8,8 @@ held through the poll (the fetch timeout plus the parse budget); the poll's own 
 when the flag says another poller wants the feed, only until shortly before that turn, so the
 feed may move: feeds spread over pollers started at different times, and a lone poller keeps
 its feeds at one round trip per quiet poll. A poller that dies leaves its leases to expire, at
-most one poll interval plus one poll budget later; the first other poller whose turn comes
-then takes over.
+most a few seconds past the turn it had scheduled (`scheduler.HOLD_MARGIN`); the first other
+poller whose turn comes then takes over.
 
 The fence goes into the poll's script (see apply.lua): a plan whose token is no longer the
 newest one is refused, so a poller whose lease ran out mid-poll (and was taken over) appends

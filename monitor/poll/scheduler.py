@@ -56,9 +56,14 @@ def _on_grid(when: datetime) -> datetime:
     return datetime.fromtimestamp(math.ceil(when.timestamp() / SLOT) * SLOT, tz=when.tzinfo)
 
 
-#: Seconds a lease is held past the start of its holder's next turn beyond that turn's poll
-#: budget, for a turn that starts late (a busy event loop, a burst of due feeds).
+#: Seconds a lease is held past the start of its holder's next turn: for a turn that starts
+#: late (a busy event loop, a burst of due feeds) and for that turn's poll, most of which take
+#: milliseconds. A poll still running when it ends may be taken over (its plan is then refused
+#: by the fence, never duplicated), and a poller that dies leaves its feeds for this long past
+#: the turn it had scheduled.
 HOLD_MARGIN = 5.0
+#: A lease held from the last turn is used without Redis only with this many seconds left.
+HOLD_LEFT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +200,7 @@ class FeedScheduler:
         held = self._held.pop(feed.name, None)
         budget = self.poll_budget(feed)
         lease: Lease | None
-        if held is not None and held.until - time.monotonic() > budget:
+        if held is not None and held.until - time.monotonic() > HOLD_LEFT:
             lease, snapshot = held.lease, held.snapshot  # still ours: no round trip to take it
         else:
             try:
@@ -216,28 +221,28 @@ class FeedScheduler:
         keeps: list[Keep | None] = []
 
         def schedule(outcome: PollOutcome) -> Keep | None:
-            keeps.append(self._schedule(feed, outcome, budget))
+            keeps.append(self._schedule(feed, outcome))
             return keeps[-1]
 
         outcome = await self.poller.poll(feed, Turn(lease, snapshot, schedule))
         if outcome.status == "superseded":  # another poller has the feed now
             return
         if outcome.status == "error":  # its script did not run: back off, move the lease
-            keep = self._schedule(feed, outcome, budget)
+            keep = self._schedule(feed, outcome)
             if keep is not None:
                 await self._keep(lease, keep.handover, keep.next_poll)
         elif outcome.snapshot is not None and keeps and keeps[-1] is not None:
             self._held[feed.name] = _Held(lease, outcome.snapshot, sent + keeps[-1].hold)
 
-    def _schedule(self, feed: FeedSettings, outcome: PollOutcome, budget: float) -> Keep | None:
+    def _schedule(self, feed: FeedSettings, outcome: PollOutcome) -> Keep | None:
         """Set the job's next run after `outcome` and say how long to hold the lease: through
-        the next turn (its poll budget and a margin past its start), or, when another poller
+        the next turn (`HOLD_MARGIN` past its start), or, when another poller
         wants the feed, until `handover` before that turn. None: the job is gone (reload)."""
         next_run = self._reschedule(feed, outcome)
         if next_run is None:
             return Keep(0, 0) if self.scheduler.get_job(feed.name) is None else None
         until = next_run - time.time()
-        return Keep(hold=until + budget + HOLD_MARGIN, handover=until - self.handover(feed),
+        return Keep(hold=until + HOLD_MARGIN, handover=until - self.handover(feed),
                     next_poll=next_run)
 
     def _reschedule(self, feed: FeedSettings, outcome: PollOutcome) -> float | None:
