@@ -67,8 +67,11 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync,
             "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
         ]
+        # Its own session: a Ctrl-C at the terminal reaches livewatch, which shuts down in order
+        # and then stops this server, rather than both at once (the worker's last Redis calls
+        # would meet a closed server).
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
