@@ -130,6 +130,8 @@ class _Batch:
                     reply = await self.script(keys=script_keys, args=args)
                 except Exception as exc:
                     reply = exc
+                if future.done():
+                    continue
             if isinstance(reply, Exception):
                 future.set_exception(reply)
             else:

@@ -8,7 +8,9 @@ import redis.asyncio as aioredis
 from service import commit, record_success
 
 from monitor.core import keys
+from monitor.core.errors import StateError
 from monitor.core.models import Entry, Event, event_from_stream
+from monitor.poll.decide import Plan
 from monitor.poll.diff import diff_entries
 from monitor.poll.state import FeedState
 
@@ -83,3 +85,20 @@ async def test_failures_are_counted_and_reset(redis_client: aioredis.Redis) -> N
     await record_success(state, "f", "ok")
     health = await state.health("f")
     assert health.consecutive_failures == 0 and health.total_failures == 2
+
+
+async def test_quiet_plans_batched_survive_a_script_flush_and_report_a_dead_redis(
+        redis_client: aioredis.Redis) -> None:
+    """Quiet plans share a pipeline; a Redis that lost its scripts (restarted) gets them
+    loaded again, and one that does not answer fails each plan as StateError."""
+    state = FeedState(redis_client, max_entries=10, stream_maxlen=1000, quiet_batch=0.01)
+    await redis_client.script_flush()
+    plans = [state.apply(f"f{i}", "u", Plan("not_modified")) for i in range(5)]
+    assert all(not r.superseded for r in await asyncio.gather(*plans))
+    assert {(await state.health(f"f{i}")).last_status for i in range(5)} == {"not_modified"}
+    dead = aioredis.from_url("redis://127.0.0.1:1/0", decode_responses=True)
+    gone = FeedState(dead, max_entries=10, stream_maxlen=1000, quiet_batch=0.01)
+    failed = await asyncio.gather(*(gone.apply(f"f{i}", "u", Plan("unchanged"))
+                                    for i in range(3)), return_exceptions=True)
+    assert all(isinstance(r, StateError) for r in failed), failed
+    await dead.aclose()
