@@ -57,7 +57,8 @@ class Snapshot:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What one poll records. `changes` is empty unless the document was parsed."""
+    """What one poll records. Only a parsed document's plan (`replace`) has changes, meta or a
+    notice; a `keep` or `touch` plan is a quiet one."""
 
     status: Status
     #: `keep` (a 304: validators as they are), `touch` (set those the server sent) or
@@ -81,6 +82,16 @@ class Plan:
     def emitted(self) -> int:
         """Events this plan appends (if every compare-and-set holds)."""
         return sum(1 for c in self.changes if c.emit)
+
+    @property
+    def new(self) -> int:
+        """`new` events of `emitted`."""
+        return sum(1 for c in self.changes if c.emit and c.previous_version is None)
+
+    @property
+    def updated(self) -> int:
+        """`updated` events of `emitted`."""
+        return self.emitted - self.new
 
     def ended(self, now: float) -> bool:
         """True when the live blog's coverage ended before `now`."""

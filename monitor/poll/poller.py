@@ -23,6 +23,7 @@ from monitor.ops import metrics
 from monitor.poll.decide import Plan, Snapshot, Status, plan_document, plan_fetch, snapshot_after
 from monitor.poll.lease import Keep, Lease
 from monitor.poll.state import FeedState
+from monitor.sources import ParsedDocument
 from monitor.sources.reading import read_document
 
 log = structlog.get_logger("livewatch.poll")
@@ -115,12 +116,16 @@ class Poller:
         # Changed: now the fingerprints. (Had another poller baselined the feed meanwhile,
         # the script would say so: then the meta is read again.)
         snapshot = replace(snapshot, fingerprints=await self.state.fingerprints(feed.name))
-        assert result.body is not None
-        with metrics.PARSE_SECONDS.time():
-            document = await read_document(self.config, feed.name, feed.kind, result.body,
-                                           result.url, result.content_type, feed.selectors,
-                                           versions=self.versions.get(feed.name),
-                                           known=snapshot.fingerprints)
+        body = result.body
+        assert body is not None
+
+        async def read(known: dict[str, str]) -> ParsedDocument:
+            with metrics.PARSE_SECONDS.time():
+                return await read_document(self.config, feed.name, feed.kind, body, result.url,
+                                           result.content_type, feed.selectors,
+                                           versions=self.versions.get(feed.name), known=known)
+
+        document = await read(snapshot.fingerprints)
         self.versions[feed.name] = document.versions
         for _attempt in range(3):
             plan = plan_document(snapshot, document, backfill=feed.backfill,
@@ -132,8 +137,7 @@ class Poller:
             # The baseline moved (another poller baselined, or Redis lost the feed's state):
             # read again, without the entries found unchanged against the old fingerprints.
             snapshot = await self.state.load(feed.name)
-            document = await read_document(self.config, feed.name, feed.kind, result.body,
-                                           result.url, result.content_type, feed.selectors)
+            document = await read({})
         raise StateError("feed state kept changing during commit")
 
     async def _apply(self, feed: FeedSettings, plan: Plan, result: FetchResult,
@@ -142,11 +146,8 @@ class Poller:
         """Record `plan` (one script); the outcome, or None when the baseline moved."""
         now = time.time()
         planned = PollOutcome(
-            feed.name, plan.status, new=sum(1 for c in plan.changes if c.emit and
-                                            c.previous_version is None),
-            updated=sum(1 for c in plan.changes if c.emit and c.previous_version is not None),
-            entries=plan.entries, kind=plan.kind, max_age=result.max_age,
-            ended=plan.ended(now), flood=plan.flood)
+            feed.name, plan.status, new=plan.new, updated=plan.updated, entries=plan.entries,
+            kind=plan.kind, max_age=result.max_age, ended=plan.ended(now), flood=plan.flood)
         keep = turn.schedule(planned) if turn is not None else None
         applied = await self.state.apply(
             feed.name, feed.url, plan, etag=result.etag, last_modified=result.last_modified,

@@ -220,9 +220,10 @@ class FeedScheduler:
         sent = time.monotonic()
         keeps: list[Keep | None] = []
 
-        def schedule(outcome: PollOutcome) -> Keep | None:
-            keeps.append(self._schedule(feed, outcome))
-            return keeps[-1]
+        def schedule(outcome: PollOutcome) -> Keep | None:  # once, though a plan is retried
+            if not keeps:
+                keeps.append(self._schedule(feed, outcome))
+            return keeps[0]
 
         outcome = await self.poller.poll(feed, Turn(lease, snapshot, schedule))
         if outcome.status == "superseded":  # another poller has the feed now
@@ -231,8 +232,8 @@ class FeedScheduler:
             keep = self._schedule(feed, outcome)
             if keep is not None:
                 await self._keep(lease, keep.handover, keep.next_poll)
-        elif outcome.snapshot is not None and keeps and keeps[-1] is not None:
-            self._held[feed.name] = _Held(lease, outcome.snapshot, sent + keeps[-1].hold)
+        elif outcome.snapshot is not None and keeps and keeps[0] is not None:
+            self._held[feed.name] = _Held(lease, outcome.snapshot, sent + keeps[0].hold)
 
     def _schedule(self, feed: FeedSettings, outcome: PollOutcome) -> Keep | None:
         """Set the job's next run after `outcome` and say how long to hold the lease: through

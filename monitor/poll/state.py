@@ -1,8 +1,9 @@
 """Per-feed state in Redis: fingerprints, last texts, HTTP validators, poll health.
 
-`FeedState.apply` writes one poll's plan (monitor.poll.decide) in one Lua script (apply.lua): the
-diff, its events on the entries stream, the feed's meta, its health and the poller's lease, so
-a crash can neither lose nor duplicate an event, and a quiet poll costs one round trip.
+`FeedState.apply` writes one poll's plan (monitor.poll.decide) in one Lua script (apply.lua
+for a parsed document, quiet.lua for a 304 or an unchanged body): the diff, its events on the
+entries stream, the feed's meta, its health and the poller's lease, so a crash can neither lose
+nor duplicate an event, and a quiet poll costs one round trip.
 Every Redis error here is raised as `StateError`.
 """
 
@@ -190,7 +191,7 @@ class FeedState:
              "" if keep.next_poll is None else keep.next_poll)
             if lease is not None and keep is not None else ("", 0, 0, ""))
         try:
-            if plan.validators != "replace" and not plan.meta and plan.notice is None:
+            if plan.validators != "replace":  # a 304 or the body last parsed: quiet.lua
                 script_keys = [keys.meta(feed), keys.fence(feed), keys.health(feed),
                                keys.lease(feed), keys.lease_wanted(feed)]
                 args: list[Any] = ["1" if plan.validators == "touch" else "0", etag or "",
@@ -224,11 +225,10 @@ class FeedState:
                    lease: tuple[str, int, int, float | str]) -> list[Any]:
         """apply.lua's arguments for `plan` (see its header)."""
         meta = list(plan.meta.items())
-        health = "ok" if plan.validators == "replace" else plan.status
         args: list[Any] = [
-            plan.validators, "1" if plan.baseline else "0", self.max_entries, self.stream_maxlen,
+            "1" if plan.baseline else "0", self.max_entries, self.stream_maxlen,
             etag or "", last_modified or "", body_hash,
-            plan.notice.encode() if plan.notice else "", token, now, health, plan.kind or "",
+            plan.notice.encode() if plan.notice else "", token, now, "ok", plan.kind or "",
             "0" if plan.flood else "1", *lease, len(meta), len(plan.changes)]
         for name, value in meta:
             args += [name, value]
