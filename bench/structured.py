@@ -23,7 +23,7 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor.sources.base import html_tree
-from monitor.sources.jsonld import nodes, types_of
+from monitor.sources.jsonld import typed_nodes
 from monitor.sources.microdata import microdata_items, rdfa_items
 
 
@@ -41,7 +41,7 @@ def _own(tree: LexborHTMLParser) -> list[Any]:
 
 
 def _updates(items: list[Any]) -> int:
-    blogs = [n for item in items for n in nodes(item) if "LiveBlogPosting" in types_of(n)]
+    blogs = [n for item in items for n in typed_nodes(item, "LiveBlogPosting")]
     count = 0
     for blog in blogs:
         value = blog.get("liveBlogUpdate")

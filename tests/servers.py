@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import sys
 import threading
@@ -79,6 +80,7 @@ class FeedServer(_Base):
         super().__init__(_FeedHandler)
         self.documents: dict[str, Document] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.stamps: list[tuple[str, float]] = []  # (path, time.monotonic()) per request
         self.lock = threading.Lock()
 
     def set(self, path: str, body: str | bytes, **kwargs: Any) -> None:
@@ -95,6 +97,13 @@ class FeedServer(_Base):
         with self.lock:
             return sum(1 for p, _ in self.requests if p == path)
 
+    def longest_gap(self, path: str, since: float) -> float:
+        """The longest time (s) without a request of `path` from `since` (monotonic) to now."""
+        with self.lock:
+            times = [since, *(t for p, t in self.stamps if p == path and t >= since)]
+        times.append(time.monotonic())
+        return max(b - a for a, b in itertools.pairwise(times))
+
 
 class _FeedHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -107,6 +116,7 @@ class _FeedHandler(BaseHTTPRequestHandler):
         with owner.lock:
             earlier = sum(1 for p, _ in owner.requests if p == self.path)
             owner.requests.append((self.path, dict(self.headers)))
+            owner.stamps.append((self.path, time.monotonic()))
             doc = owner.documents.get(self.path)
         if doc is not None and doc.render is not None:
             doc = replace(doc, body=doc.render(earlier).encode(), render=None)

@@ -35,7 +35,7 @@ def clean_text(value: str) -> str:
         value = _sub_tags(_BLOCK_TAG, "\n", value)
         value = _sub_tags(_TAG, "", value)
     if "&" in value:
-        value = html.unescape(value)
+        value = unescape(value)
     if not value.isascii():  # a character class finds them ~15x faster than str.translate
         value = _INVISIBLE_RE.sub("", value)
     value = unicodedata.normalize("NFC", value)
@@ -49,6 +49,23 @@ def clean_text(value: str) -> str:
     if value.count("\n") > 1:
         value = _NEWLINE_RUN.sub("\n\n", value)
     return "\n".join(line.strip() for line in value.strip().split("\n"))
+
+
+#: Entities most text carries, each written in full; `&amp;` last, so that `&amp;lt;` stays `&lt;`.
+_COMMON_ENTITIES = (("&quot;", '"'), ("&#39;", "'"), ("&#039;", "'"), ("&#x27;", "'"),
+                    ("&apos;", "'"),
+                    ("&lt;", "<"), ("&gt;", ">"), ("&nbsp;", "\u00a0"), ("&amp;", "&"))
+
+
+def unescape(value: str) -> str:
+    """`html.unescape(value)`: with `str.replace` when every `&` starts one of the common
+    entities (those `html.escape` writes and a few more; no prefix of one is another), as in
+    most text, else `html.unescape` itself (a Python callback per entity: ~2 µs each)."""
+    if sum(value.count(entity) for entity, _ in _COMMON_ENTITIES) != value.count("&"):
+        return html.unescape(value)
+    for entity, char in _COMMON_ENTITIES:
+        value = value.replace(entity, char)
+    return value
 
 
 def _drop_blocks(value: str) -> str:

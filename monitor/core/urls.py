@@ -7,6 +7,7 @@ host, or a default port name the same entry. The `#fragment` is kept: on a live 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from monitor.core.redaction import url_shown
@@ -23,6 +24,7 @@ TRACKING_PREFIXES = ("utm_", "at_")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@lru_cache(maxsize=8192)  # a changed live blog names its hundreds of unchanged updates again
 def canonical_url(url: str) -> str:
     """The identity form of an http(s) URL; other URLs (`urn:`, `tag:`) come back stripped."""
     url = url.strip()

@@ -11,18 +11,21 @@ deeper than the interpreter's recursion limit (~1,000 levels).
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 from selectolax.lexbor import LexborHTMLParser
+
+from monitor.core.cleantext import unescape
 
 MAX_SCRIPT_CHARS = 5_000_000
 MAX_SCRIPTS = 100
-#: How deep `nodes` looks for typed objects (JSON-LD nests a few levels, not hundreds).
+#: How deep `typed_nodes` looks for typed objects (JSON-LD nests a few levels, not hundreds).
 MAX_DEPTH = 12
+_VOCABULARY_SEP = re.compile(r"[/:#]")
 
 #: How a wrapper opens and closes (each optionally after `//` or inside `/* */`).
 _WRAPPER_OPEN = ("<![CDATA[", "<!--")
@@ -84,7 +87,7 @@ def _attempts(text: str) -> Iterator[str]:
     yield text
     yield _repair(text)
     if "&" in text:
-        unescaped = html.unescape(text)
+        unescaped = unescape(text)
         yield unescaped
         yield _repair(unescaped)
 
@@ -93,25 +96,45 @@ def types_of(node: dict[str, Any]) -> set[str]:
     """The node's `@type`s without a vocabulary prefix (`schema:X`, `https://schema.org/X`)."""
     found = node.get("@type")
     names = found if isinstance(found, list) else [found]
-    return {re.split(r"[/:#]", name.strip())[-1] for name in names if isinstance(name, str)}
+    return {_local_name(name) for name in names if isinstance(name, str)}
 
 
-def nodes(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """Every JSON object in `value` (arrays, `@graph` and nested properties), outermost first."""
+def _local_name(name: str) -> str:
+    return _VOCABULARY_SEP.split(name.strip())[-1]
+
+
+def typed_nodes(value: Any, type_name: str, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """The JSON objects of `@type` `type_name` in `value` (arrays, `@graph` and nested
+    properties), outermost first; the inside of one found is not searched (a live blog's
+    hundreds of updates are not walked to find the live blog)."""
     if depth > MAX_DEPTH:
         return
     if isinstance(value, list):
         for item in value:
-            yield from nodes(item, depth + 1)
+            if isinstance(item, dict | list):
+                yield from typed_nodes(item, type_name, depth + 1)
     elif isinstance(value, dict):
-        yield value
+        found = value.get("@type")
+        if found is not None and (found == type_name or type_name in types_of(value)):
+            yield value
+            return
         for item in value.values():
             if isinstance(item, dict | list):
-                yield from nodes(item, depth + 1)
+                yield from typed_nodes(item, type_name, depth + 1)
 
 
 def _decode_all(text: str) -> list[Any] | None:
-    """All JSON values in `text` (separated by whitespace or `;`); None if any is invalid."""
+    """All JSON values in `text` (separated by whitespace or `;`); None if any is invalid.
+    One value, as most blocks hold, is decoded by msgspec (2.5x faster than `json` on an
+    800 KB block); anything it refuses (several values, `NaN`, huge numbers) by `json`."""
+    try:
+        return [msgspec.json.decode(text)]
+    except (msgspec.DecodeError, RecursionError):
+        return _decode_each(text)
+
+
+def _decode_each(text: str) -> list[Any] | None:
+    """`_decode_all` by the standard library, value after value."""
     values: list[Any] = []
     pos = 0
     while True:

@@ -13,7 +13,8 @@ updates, it is `h:` + a hash of the normalised headline and body.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urldefrag, urljoin
@@ -24,6 +25,7 @@ from monitor.core.errors import ParseError
 from monitor.core.models import Entry
 from monitor.core.textnorm import clean_text
 from monitor.core.urls import canonical_url
+from monitor.core.versionmemo import remember_raw
 from monitor.sources.base import (
     MAX_ENTRIES,
     PageInfo,
@@ -33,7 +35,7 @@ from monitor.sources.base import (
     page_base,
     parse_datetime,
 )
-from monitor.sources.jsonld import json_ld_blocks, nodes, types_of
+from monitor.sources.jsonld import json_ld_blocks, typed_nodes
 from monitor.sources.microdata import microdata_items, rdfa_items
 
 LIVE_BLOG_TYPE = "LiveBlogPosting"
@@ -77,7 +79,7 @@ def parse_live_blog(tree: LexborHTMLParser, url: str,
 
 
 def _blogs(values: list[Any]) -> list[dict[str, Any]]:
-    return [node for value in values for node in nodes(value) if LIVE_BLOG_TYPE in types_of(node)]
+    return [node for value in values for node in typed_nodes(value, LIVE_BLOG_TYPE)]
 
 
 def _updates(blog: dict[str, Any]) -> list[dict[str, Any]]:
@@ -92,7 +94,8 @@ def _updates(blog: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _entries(updates: list[dict[str, Any]], base: str, page_url: str,
              max_entries: int) -> list[Entry]:
-    drafts = [_draft(update, base) for update in updates]
+    authors: dict[tuple[object, ...], str | None] = {}
+    drafts = [_remembered_draft(update, base, authors) for update in updates]
     page = canonical_url(urldefrag(page_url)[0])
     # An id naming updates of different content (a CMS that gives each the page URL) is no id.
     contents: dict[str, set[str]] = defaultdict(set)
@@ -122,12 +125,87 @@ class _Draft:
     hash: str
 
 
-def _draft(update: dict[str, Any], base: str) -> _Draft:
+class _DraftMemo:
+    """Drafts of updates read recently, by a hash of all that makes one (its raw fields and
+    the page's base URL; Python's string hash, randomised per process: not craftable by a
+    page). A changed live blog lists its hundreds of unchanged updates again, and reading
+    one (the clean text of its HTML body, its hash) is most of its parse. Shared by the
+    parsing threads; bounded by the characters it holds (`MAX_CHARS`, a few MB)."""
+
+    MAX_CHARS = 2_000_000
+    #: An update this long is read each time (a few of them would fill the memo).
+    MAX_DRAFT_CHARS = 20_000
+
+    def __init__(self) -> None:
+        self._drafts: OrderedDict[int, _Draft] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._drafts.clear()
+            self._chars = 0
+
+    def get(self, key: int) -> _Draft | None:
+        with self._lock:
+            draft = self._drafts.get(key)
+            if draft is not None:
+                self._drafts.move_to_end(key)
+            return draft
+
+    def put(self, key: int, draft: _Draft) -> None:
+        size = len(draft.entry.title) + len(draft.entry.text)
+        if size > self.MAX_DRAFT_CHARS:
+            return
+        with self._lock:
+            if key in self._drafts:
+                return
+            self._drafts[key] = draft
+            self._chars += size
+            while self._chars > self.MAX_CHARS:
+                _key, old = self._drafts.popitem(last=False)
+                self._chars -= len(old.entry.title) + len(old.entry.text)
+
+
+_MEMO = _DraftMemo()
+
+
+def forget_drafts() -> None:
+    """Empty the memo of recently read updates (benchmarks of a first parse; tests)."""
+    _MEMO.clear()
+
+#: The update properties a draft is read from (`author` apart: its names).
+_DRAFT_KEYS = ("headline", "name", "articleBody", "text", "description", "@id", "url",
+               "datePublished", "dateModified")
+
+
+def _remembered_draft(update: dict[str, Any], base: str,
+                      authors: dict[tuple[object, ...], str | None]) -> _Draft:
+    """`_draft(update, …)`, from `_MEMO` when the same update was read lately."""
+    author = update.get("author")
+    names = tuple(item.get("name") if isinstance(item, dict) else item
+                  for item in (author if isinstance(author, list) else [author]))
+    try:
+        key = hash((base, names, *(update.get(name) for name in _DRAFT_KEYS)))
+    except TypeError:  # a list or an object where a string belongs: read it each time
+        return _draft(update, base, authors)
+    draft = _MEMO.get(key)
+    if draft is None:
+        draft = _draft(update, base, authors)
+        _MEMO.put(key, draft)
+    else:  # this parse's versions name it too, as if computed (`monitor.core.versionmemo`)
+        remember_raw(hash((draft.entry.title, draft.entry.text)), draft.hash)
+    return draft
+
+
+def _draft(update: dict[str, Any], base: str,
+           authors: dict[tuple[object, ...], str | None]) -> _Draft:
     title = _text(update.get("headline")) or _text(update.get("name"))
     text = next((t for key in ("articleBody", "text", "description")
                  if (t := _text(update.get(key)))), "")
     link_id, link = _link(update, base)
-    entry = Entry(id="", url=link, title=title, text=text, author=_author(update.get("author")),
+    entry = Entry(id="", url=link, title=title, text=text,
+                  author=_author(update.get("author"), authors),
                   published=parse_datetime(update.get("datePublished")),
                   updated=parse_datetime(update.get("dateModified")))
     return _Draft(entry, link_id, entry.version)
@@ -161,14 +239,24 @@ def _text(value: Any) -> str:
     return clean_text(text) if _ESCAPED_TAG.search(text, 0, text.rfind(">") + 1) else text
 
 
-def _author(value: Any) -> str | None:
-    """Names of a string, a Person/Organization object, or a list of them, joined with ", "."""
+def _author(value: Any, seen: dict[tuple[object, ...], str | None]) -> str | None:
+    """Names of a string, a Person/Organization object, or a list of them, joined with ", "
+    (`seen`: the names already read on this page by their raw values; most updates of a page
+    repeat the same few authors)."""
+    items = value if isinstance(value, list) else [value]
+    raw = tuple(item.get("name") if isinstance(item, dict) else item for item in items)
+    hashable = all(isinstance(item, str) or item is None for item in raw)
+    if hashable and raw in seen:
+        return seen[raw]
     names: list[str] = []
-    for item in value if isinstance(value, list) else [value]:
-        name = _text(item.get("name")) if isinstance(item, dict) else _text(item)
+    for item in raw:
+        name = _text(item)
         if name and name not in names:
             names.append(name)
-    return ", ".join(names) or None
+    found = ", ".join(names) or None
+    if hashable:
+        seen[raw] = found
+    return found
 
 
 def _page_info(blog: dict[str, Any]) -> PageInfo:

@@ -170,6 +170,18 @@ def test_clean_text_keeps_its_output_on_live_blog_text(text: str) -> None:
         assert clean_text(variant) == reference_clean(variant)
 
 
+#: Entities written in full, cut short, nested in `&amp;` and next to each other.
+ENTITIES = ["&quot;", "&amp;", "&#39;", "&#039;", "&#x27;", "&#X27;", "&apos;", "&lt;", "&gt;",
+            "&nbsp;", "&", "amp;", "quot", "&quot", "&amp", ";", "#39;", "&eacute;", "x", " ",
+            "<b>"]
+
+
+@settings(max_examples=1000)
+@given(st.lists(st.sampled_from(ENTITIES), max_size=12).map("".join))
+def test_clean_text_keeps_its_output_on_entities(text: str) -> None:
+    assert clean_text(text) == reference_clean(text)
+
+
 #: Markup pieces the linear scans of `clean_text` treat specially: blocks of each kind, opened
 #: and closed in any case (`ſ`, `İ` and `ı` match `s`/`i` case-insensitively, not all alike),
 #: unclosed; tags without their `>`; spaces and `/` inside tags.

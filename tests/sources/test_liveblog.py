@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.config.models import SelectorSettings
 from monitor.core.errors import ParseError
 from monitor.core.textnorm import content_hash
-from monitor.sources import SOURCES, PageInfo, parse_document
+from monitor.sources import SOURCES, PageInfo, jsonld, parse_document
 from monitor.sources.jsonld import load_json_ld, types_of
 
 LIVE = "https://www.example.co.uk/news/live/"
@@ -255,3 +257,18 @@ def test_html_charset_from_meta() -> None:
     (entry,) = parse_document("html", body, LIVE, "text/html",
                               SelectorSettings(item="article")).entries
     assert entry.text == "Tickets cost £5 – “cheap”"
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=300)
+@given(st.lists(_JSON_VALUES, min_size=1, max_size=3),
+       st.sampled_from([" ", ";", "\n", " ; "]), st.sampled_from(["", " ", ";", "NaN"]))
+def test_json_ld_decoding_agrees_with_the_standard_library(
+        values: list[object], separator: str, tail: str) -> None:
+    text = separator.join(json.dumps(v) for v in values) + tail
+    assert jsonld._decode_all(text) == jsonld._decode_each(text)

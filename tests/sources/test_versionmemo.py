@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from monitor.core.models import Entry
 from monitor.core.textnorm import content_hash
 from monitor.core.versionmemo import remembering, version_of
-from monitor.sources import parse_document
+from monitor.sources import liveblog, parse_document
+from monitor.sources.liveblog import forget_drafts
 
 PAGE = Path(__file__).parents[1] / "data" / "pages" / "jsonld_noids.html"
 URL = "https://news.example.org/live/page"
@@ -22,6 +24,24 @@ def test_a_reparse_reuses_versions_and_agrees_with_a_cold_one() -> None:
     cold = parse_document("auto", edited, URL, "text/html")
     assert [(e.id, e.version) for e in warm.entries] == [(e.id, e.version) for e in cold.entries]
     assert warm.entries[1].version != first.entries[1].version  # the edit is seen
+
+
+def test_updates_read_lately_are_reused_and_edits_still_seen() -> None:
+    body = PAGE.read_bytes()
+    forget_drafts()
+    first = parse_document("auto", body, URL, "text/html")
+    again = parse_document("auto", body, URL, "text/html")  # every update from the memo
+    assert [e.to_dict() for e in again.entries] == [e.to_dict() for e in first.entries]
+    assert again.versions == first.versions
+    edited = body.replace(b"nessuna dichiarazione", b"breve dichiarazione")
+    warm = parse_document("auto", edited, URL, "text/html")
+    forget_drafts()
+    cold = parse_document("auto", edited, URL, "text/html")
+    assert [e.to_dict() for e in warm.entries] == [e.to_dict() for e in cold.entries]
+    assert [e.version for e in warm.entries] == [e.version for e in cold.entries]
+    assert warm.entries[1].text != first.entries[1].text  # the edit is seen
+    elsewhere = parse_document("auto", body, "https://other.example.org/live/page", "text/html")
+    assert elsewhere.entries[0].url != first.entries[0].url  # links resolve per page
 
 
 def test_versions_come_from_the_memo_only_inside_it() -> None:
@@ -68,3 +88,16 @@ def test_entries_unchanged_against_the_fingerprints_come_without_their_text() ->
     stale = parse_document("auto", body, URL, "application/rss+xml", versions=first.versions,
                            known={**known, "u1": "an-older-version"})
     assert stale.entries[2].text == "Delegates arrive at the summit."
+
+
+def test_the_memo_of_updates_stays_within_its_bound() -> None:
+    memo = liveblog._DraftMemo()
+    text = "x" * 1000
+    for n in range(5000):
+        entry = Entry(id="", url=None, title=f"t{n}", text=text)
+        memo.put(n, liveblog._Draft(entry, "", entry.version))
+    assert memo._chars <= memo.MAX_CHARS
+    assert memo.get(4999) is not None and memo.get(0) is None  # the oldest went first
+    huge = Entry(id="", url=None, title="", text="y" * (memo.MAX_DRAFT_CHARS + 1))
+    memo.put(-1, liveblog._Draft(huge, "", "v"))
+    assert memo.get(-1) is None
