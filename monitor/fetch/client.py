@@ -76,6 +76,8 @@ class FetchResult:
     not_modified: bool
     elapsed: float
     max_age: float | None = None
+    #: The response's `Link` header values joined with ", " (WebSub hub discovery), or None.
+    link_header: str | None = None
     body_hash: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -239,7 +241,8 @@ class Fetcher:
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
             not_modified=False, elapsed=time.monotonic() - started,
-            max_age=parse_max_age(response.headers))
+            max_age=parse_max_age(response.headers),
+            link_header=", ".join(response.headers.getall("Link", ())) or None)
 
     async def aclose(self) -> None:
         """Close the pooled connections."""

@@ -72,15 +72,18 @@ class Poller:
         self.fetcher = fetcher
         #: feed -> entry versions of its last parse (`monitor.core.versionmemo`; no texts)
         self.versions: dict[str, Versions] = {}
+        #: Called on the event loop after each fetch that brought a body (WebSub discovery).
+        self.on_fetched: Callable[[FeedSettings, FetchResult], None] | None = None
 
     async def poll(self, feed: FeedSettings, turn: Turn | None = None, *,
-                   fence: int | None = None) -> PollOutcome:
+                   fence: int | None = None, pushed: FetchResult | None = None) -> PollOutcome:
         """Poll `feed` once; never raises for a broken feed (the outcome says what failed).
         `turn`: the scheduler's lease and snapshot (see `Turn`). Without one, `fence` is a
-        lease token (monitor.poll.lease): the commit is refused if a newer one was issued."""
+        lease token (monitor.poll.lease): the commit is refused if a newer one was issued.
+        `pushed`: a document pushed to us (WebSub), diffed instead of fetching one."""
         started = time.monotonic()
         try:
-            outcome = await self._poll(feed, turn, turn.lease.fence if turn else fence)
+            outcome = await self._poll(feed, turn, turn.lease.fence if turn else fence, pushed)
         except (FetchError, ParseError, StateError, RedisError) as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             outcome = await self._failed(feed, str(exc), retry_after)
@@ -98,16 +101,21 @@ class Poller:
                            retry_after=retry_after)
 
     async def _poll(self, feed: FeedSettings, turn: Turn | None,
-                    fence: int | None) -> PollOutcome:
+                    fence: int | None, pushed: FetchResult | None = None) -> PollOutcome:
         snapshot = turn.snapshot if turn is not None else \
             await self.state.load(feed.name, fingerprints=False)
-        with metrics.FETCH_SECONDS.time():
-            result = await self.fetcher.fetch(
-                feed.url, timeout=self.config.timeout(feed),
-                max_body=self.config.defaults.max_body,
-                etag=snapshot.etag if snapshot.baselined else None,
-                last_modified=snapshot.last_modified if snapshot.baselined else None,
-                headers=feed.headers)
+        if pushed is not None:
+            result = pushed
+        else:
+            with metrics.FETCH_SECONDS.time():
+                result = await self.fetcher.fetch(
+                    feed.url, timeout=self.config.timeout(feed),
+                    max_body=self.config.defaults.max_body,
+                    etag=snapshot.etag if snapshot.baselined else None,
+                    last_modified=snapshot.last_modified if snapshot.baselined else None,
+                    headers=feed.headers)
+            if result.body is not None and self.on_fetched is not None:
+                self.on_fetched(feed, result)
         plan = plan_fetch(snapshot, result)
         if plan is not None:  # a quiet plan never meets a moved baseline
             outcome = await self._apply(feed, plan, result, snapshot, turn, fence)

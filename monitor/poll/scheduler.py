@@ -26,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config.models import Config, FeedSettings
 from monitor.core.errors import StateError
+from monitor.fetch.client import FetchResult
 from monitor.ops import metrics
 from monitor.poll.cadence import Cadence, next_delay
 from monitor.poll.decide import Snapshot
@@ -97,6 +98,8 @@ class FeedScheduler:
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._pace: dict[str, _Pace] = {}
         self._held: dict[str, _Held] = {}
+        #: feed -> a pushed document its next turn diffs instead of fetching (`poll_now`)
+        self._pushed: dict[str, FetchResult] = {}
         self._stopping = False
         #: Turns in progress at once (lease, poll, keep): as many as the fetcher runs, so a
         #: burst of due feeds waits here, before taking leases and Redis connections.
@@ -179,6 +182,20 @@ class FeedScheduler:
         return {"added": sorted(after.keys() - before.keys()),
                 "removed": sorted(before.keys() - after.keys()), "changed": changed}
 
+    def poll_now(self, name: str, pushed: FetchResult | None = None, *,
+                 only_if_held: bool = False) -> bool:
+        """Run the turn of feed `name` at once (a WebSub notification): diff `pushed` if
+        given, else fetch as usual. With `only_if_held`, only when this poller holds the
+        feed's lease from its last turn. False when nothing was started (unknown or
+        disabled feed, not held, stopping)."""
+        job = self.scheduler.get_job(name) if self.scheduler.running else None
+        if job is None or self._stopping or (only_if_held and name not in self._held):
+            return False
+        if pushed is not None:
+            self._pushed[name] = pushed
+        job.modify(next_run_time=datetime.now(UTC))
+        return True
+
     async def _run(self, feed: FeedSettings) -> None:
         if self._stopping:  # a turn that fired as the scheduler was shut down
             return
@@ -197,6 +214,7 @@ class FeedScheduler:
             self.in_flight.discard(task)
 
     async def _turn(self, feed: FeedSettings) -> None:
+        pushed = self._pushed.pop(feed.name, None)
         held = self._held.pop(feed.name, None)
         budget = self.poll_budget(feed)
         lease: Lease | None
@@ -225,7 +243,7 @@ class FeedScheduler:
                 keeps.append(self._schedule(feed, outcome))
             return keeps[0]
 
-        outcome = await self.poller.poll(feed, Turn(lease, snapshot, schedule))
+        outcome = await self.poller.poll(feed, Turn(lease, snapshot, schedule), pushed=pushed)
         if outcome.status == "superseded":  # another poller has the feed now
             return
         if outcome.status == "error":  # its script did not run: back off, move the lease

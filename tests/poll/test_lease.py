@@ -15,7 +15,7 @@ from monitor.config.loader import parse_config
 from monitor.config.models import Config
 from monitor.core import keys
 from monitor.core.models import Entry
-from monitor.fetch.client import Fetcher
+from monitor.fetch.client import Fetcher, FetchResult
 from monitor.poll.diff import diff_entries
 from monitor.poll.lease import FeedLeases
 from monitor.poll.poller import Poller
@@ -219,3 +219,47 @@ async def test_two_schedulers_poll_each_feed_once_per_interval(
         assert max(counts.values()) <= 7, counts
         owners = {(await FeedLeases(redis_client).holder(n)) for n in names}
         assert owners == {None}  # shutdown released every lease it held
+
+
+async def test_poll_now_runs_a_turn_at_once_and_diffs_a_pushed_document(
+        redis_client: aioredis.Redis, feed_server: FeedServer) -> None:
+    """`poll_now` (WebSub's way in): the feed polled at once, long before its interval; a
+    pushed document diffed without a fetch; `only_if_held` refused by a poller that does
+    not hold the feed."""
+    items = [Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]
+    feed_server.set("/live", rss(items))
+    config = feed_config(feed_server, ["live"], interval="60s")
+    async with Fetcher(user_agent="test") as fetcher:
+        holder, other = (FeedScheduler(config, Poller(config, make_state(config, redis_client),
+                                                      fetcher)) for _ in range(2))
+        holder.start()
+        try:
+            await wait_until(lambda: _true(feed_server.count("/live") == 1), what="baseline")
+            await wait_until(lambda: _true("live" in holder._held), what="lease kept")
+            assert not other.poll_now("live", only_if_held=True)  # never started: refused
+            items.append(Item("p2", "Speech", "<p>The chair opens the summit.</p>", 2))
+            feed_server.set("/live", rss(items))
+            assert holder.poll_now("live", only_if_held=True)
+            await wait_until(lambda: _has_events(redis_client, ["p2"]), timeout=5,
+                             what="the post polled at once")
+            assert feed_server.count("/live") == 2
+            pushed = rss([*items, Item("p3", "Vote", "<p>The motion passes.</p>", 3)])
+            assert holder.poll_now("live", FetchResult(
+                url=config.feed("live").url, status=200, body=pushed.encode(),
+                content_type="application/rss+xml", etag=None, last_modified=None,
+                not_modified=False, elapsed=0.0))
+            await wait_until(lambda: _has_events(redis_client, ["p2", "p3"]), timeout=5,
+                             what="the pushed post")
+            assert feed_server.count("/live") == 2  # diffed as pushed, not fetched
+            assert not holder.poll_now("nope")
+        finally:
+            await holder.shutdown(2)
+        assert not holder.poll_now("live")  # stopped
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _has_events(client: aioredis.Redis, ids: list[str]) -> bool:
+    return [e.entry.id for e in await events(client)] == ids
