@@ -43,6 +43,7 @@ from monitor.config.values import (
     HttpUrl,
     Model,
     Name,
+    format_duration,
     parse_duration,
     parse_size,
 )
@@ -116,8 +117,25 @@ class Defaults(Model):
     #: Fetches in flight to one host at once (0: no limit beyond max_concurrency).
     max_per_host: Annotated[int, Field(ge=0, le=10_000)] = 0
     max_interval: Duration = 900.0
+    #: A feed that posted within `hot_for` is polled every `min_interval` (unset: never
+    #: faster than `interval`), then ever less often, back to `interval` (README "Cadence").
+    min_interval: Duration | None = None
+    hot_for: Duration = 600.0
     quiet_after: Duration = 1800.0
     flood_threshold: Annotated[int, Field(ge=1)] = 50
+
+    @field_validator("min_interval")
+    @classmethod
+    def _min_within_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _not_above_interval(value, info)
+
+
+def _not_above_interval(value: float | None, info: ValidationInfo) -> float | None:
+    interval = info.data.get("interval")
+    if value is not None and interval is not None and value > interval:
+        raise ValueError(f"min_interval ({format_duration(value)}) is longer than interval "
+                         f"({format_duration(interval)})")
+    return value
 
 
 class FetchSettings(Model):
@@ -165,9 +183,15 @@ class FeedSettings(Model):
     timeout: Duration | None = None
     enabled: bool = True
     max_interval: Duration | None = None
+    min_interval: Duration | None = None
     backfill: Annotated[int, Field(ge=0, le=1000)] = 0
     headers: dict[str, str] = Field(default_factory=dict)
     selectors: SelectorSettings | None = Field(default=None, validate_default=True)
+
+    @field_validator("min_interval")
+    @classmethod
+    def _min_within_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return _not_above_interval(value, info)
 
     @field_validator("selectors")
     @classmethod
@@ -347,6 +371,11 @@ class Config(Model):
     def interval(self, feed: FeedSettings) -> float:
         """The feed's poll interval in seconds."""
         return feed.interval or self.defaults.interval
+
+    def min_interval(self, feed: FeedSettings) -> float:
+        """The feed's poll interval while it is hot (`interval` when none is set)."""
+        fastest = feed.min_interval or self.defaults.min_interval
+        return self.interval(feed) if fastest is None else min(fastest, self.interval(feed))
 
     def timeout(self, feed: FeedSettings) -> float:
         """The feed's fetch timeout in seconds."""

@@ -83,6 +83,7 @@ class _Pace:
 
     def __init__(self) -> None:
         self.last_change = time.monotonic()
+        self.last_post: float | None = None  # a new or edited entry found (hot polling)
         self.quiet_polls = 0
         self.failures = 0  # counted here too, for when Redis cannot count them
 
@@ -122,7 +123,8 @@ class FeedScheduler:
         defaults = self.config.defaults
         return Cadence(interval=self.config.interval(feed),
                        max_interval=feed.max_interval or defaults.max_interval,
-                       quiet_after=defaults.quiet_after, max_backoff=defaults.max_backoff)
+                       quiet_after=defaults.quiet_after, max_backoff=defaults.max_backoff,
+                       min_interval=self.config.min_interval(feed), hot_for=defaults.hot_for)
 
     @property
     def running(self) -> bool:
@@ -271,8 +273,8 @@ class FeedScheduler:
         if job is None:  # removed by a reload while polling
             return None
         delay = self.delay_after(feed, outcome)
-        if delay > self.config.interval(feed) + 1e-6:
-            delay += random.uniform(0, self.config.jitter(feed))
+        if abs(delay - self.config.interval(feed)) > 1e-6:  # else the trigger's own pace
+            delay += random.uniform(0, min(self.config.jitter(feed), delay / 10))
             job.modify(next_run_time=_on_grid(datetime.now(UTC) + timedelta(seconds=delay)))
             if outcome.status == "error":
                 log.info("poll backed off", feed=feed.name, delay_s=round(delay, 1))
@@ -290,9 +292,12 @@ class FeedScheduler:
         """Seconds until the next poll of `feed`, given the outcome of the last one."""
         pace = self._pace.setdefault(feed.name, _Pace())
         cadence = self.cadence(feed)
+        now = time.monotonic()
         if outcome.new or outcome.updated or outcome.status == "baseline":
-            pace.last_change, pace.quiet_polls = time.monotonic(), 0
-        since_change = time.monotonic() - pace.last_change
+            pace.last_change, pace.quiet_polls = now, 0
+        if outcome.new or outcome.updated:
+            pace.last_post = now
+        since_change = now - pace.last_change
         if outcome.status == "error":
             pace.failures += 1
         else:
@@ -303,7 +308,8 @@ class FeedScheduler:
         return next_delay(cadence, failures=failures,
                           retry_after=outcome.retry_after, ended=outcome.ended,
                           since_change=since_change, quiet_polls=max(pace.quiet_polls - 1, 0),
-                          max_age=outcome.max_age)
+                          max_age=outcome.max_age,
+                          since_post=None if pace.last_post is None else now - pace.last_post)
 
     async def shutdown(self, timeout: float = 10.0) -> None:
         """Stop scheduling; let in-flight polls finish within `timeout`, then release the

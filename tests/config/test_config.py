@@ -65,6 +65,12 @@ BAD_CONFIGS = [
         """), None, "feeds[0].interval", "invalid duration '5x'"),
     ("zero-duration", "defaults: {interval: 0s}\n", None,
      "defaults.interval", "greater than zero"),
+    ("min-interval-above-interval", "defaults: {interval: 30s, min_interval: 1m}\n", None,
+     "defaults.min_interval", "min_interval (60s) is longer than interval (30s)"),
+    ("feed-min-interval-above-its-interval", cfg("""
+        feeds:
+          - {name: a, url: "https://example.org/a", interval: 10s, min_interval: 20s}
+        """), None, "feeds[0].min_interval", "is longer than interval (10s)"),
     ("negative-duration-number", "workers: {give_up_after: -1}\n", None,
      "workers.give_up_after", "greater than zero"),
     ("negative-duration-text", "state: {delivered_ttl: -5m}\n", None,

@@ -72,3 +72,37 @@ def test_ceiling_below_interval_never_polls_faster_than_interval() -> None:
 def test_backoff_delay(interval: float, failures: int, max_backoff: float,
                        retry_after: float | None, expected: float) -> None:
     assert backoff_delay(interval, failures, max_backoff, retry_after) == expected
+
+
+HOT = Cadence(interval=30, max_interval=600, quiet_after=900, max_backoff=1800,
+              min_interval=5, hot_for=600)
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    pytest.param({}, 30, id="never posted (or a restart): the interval, not hot"),
+    pytest.param({"since_post": 0}, 5, id="just posted: min_interval"),
+    pytest.param({"since_post": 599, "since_change": 599}, 5, id="within hot_for: still hot"),
+    pytest.param({"since_post": 1200, "since_change": 800}, 10,
+                 id="twice hot_for since the post: twice min_interval"),
+    pytest.param({"since_post": 3000, "since_change": 800}, 25, id="cooling down"),
+    pytest.param({"since_post": 4000, "since_change": 800}, 30,
+                 id="cooled down: the interval, never more while live"),
+    pytest.param({"since_post": 100, "since_change": 900, "quiet_polls": 2}, 67.5,
+                 id="quiet since quiet_after wins over a post counted earlier"),
+    pytest.param({"since_post": 0, "max_age": 20}, 20, id="max-age is a floor while hot"),
+    pytest.param({"since_post": 0, "max_age": 2}, 5, id="never faster than min_interval"),
+    pytest.param({"since_post": 0, "retry_after": 60}, 60, id="Retry-After is a floor too"),
+    pytest.param({"since_post": 0, "ended": True}, 600, id="ended: the ceiling, not hot"),
+    pytest.param({"since_post": 0, "failures": 2}, 60,
+                 id="failing while hot: backoff from the interval"),
+    pytest.param({"since_post": -5}, 5, id="a clock step back: still hot, not faster"),
+])
+def test_next_delay_hot(kwargs: dict[str, float], expected: float) -> None:
+    assert next_delay(HOT, **kwargs) == pytest.approx(expected)  # type: ignore[arg-type]
+
+
+def test_min_interval_at_or_above_the_interval_changes_nothing() -> None:
+    for fastest in (30, 45):
+        same = Cadence(interval=30, max_interval=600, quiet_after=900, max_backoff=1800,
+                       min_interval=fastest)
+        assert next_delay(same, since_post=0) == 30

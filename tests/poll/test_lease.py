@@ -263,3 +263,36 @@ async def _true(value: bool) -> bool:
 
 async def _has_events(client: aioredis.Redis, ids: list[str]) -> bool:
     return [e.entry.id for e in await events(client)] == ids
+
+
+async def test_a_feed_that_posts_is_polled_at_min_interval(
+        redis_client: aioredis.Redis, feed_server: FeedServer) -> None:
+    """Hot polling: at the interval until a post is found (a start or a baseline is not one),
+    then every `min_interval`."""
+    items = [Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]
+    feed_server.set("/live", rss(items))
+    config = parse_config(f"""
+redis: {{url: "redis://127.0.0.1:1/0"}}
+defaults: {{interval: 3s, min_interval: 0.4s, hot_for: 1m, jitter: 0s, timeout: 2s}}
+feeds:
+  - {{name: live, url: "{feed_server.url('/live')}"}}
+""")
+    async with Fetcher(user_agent="test") as fetcher:
+        scheduler = FeedScheduler(config, Poller(config, make_state(config, redis_client),
+                                                 fetcher))
+        scheduler.start()
+        try:
+            await wait_until(lambda: _true(feed_server.count("/live") == 1), what="baseline")
+            items.append(Item("p2", "Speech", "<p>The chair opens the summit.</p>", 2))
+            feed_server.set("/live", rss(items))
+            await wait_until(lambda: _has_events(redis_client, ["p2"]), timeout=6,
+                             what="the post")
+            assert feed_server.count("/live") == 2  # not hot before it: the interval
+            posted = feed_server.count("/live")
+            await wait_until(lambda: _true(feed_server.count("/live") >= posted + 3),
+                             timeout=2.5, what="polls at min_interval")
+        finally:
+            await scheduler.shutdown(2)
+    times = [t for path, t in feed_server.stamps if path == "/live"]
+    assert times[1] - times[0] > 2.5  # the interval
+    assert max(b - a for a, b in zip(times[2:], times[3:], strict=False)) < 1.0
