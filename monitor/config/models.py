@@ -330,6 +330,48 @@ class HttpSettings(Model):
         return host.strip("[]"), int(port)
 
 
+def _renew_before(value: object) -> object:
+    """A fraction of the lease (a number in (0, 1)) or a duration (`1d`, `3600`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1:
+        return float(value)
+    return parse_duration(value)
+
+
+class WebSubSettings(Model):
+    """WebSub push (README "Push (WebSub)"): where a feed advertises a hub, subscribe and
+    take each notification as a poll of that feed at once. Off unless `listen` is set."""
+
+    #: The public URL hubs call back (each feed gets `callback_url/<opaque id>`).
+    callback_url: HttpUrl | None = None
+    #: `host:port` the callback server binds in every poller process; unset: push is off.
+    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
+    #: The lease asked of hubs (a hub may grant another).
+    lease: Duration = 10 * 86400.0
+    #: When to renew: a fraction of the lease before it ends (0.2: at 80%), or a duration.
+    renew_before: Annotated[float, BeforeValidator(_renew_before), Field(gt=0)] = 0.2
+
+    @model_validator(mode="after")
+    def _callback_when_listening(self) -> WebSubSettings:
+        if self.listen is not None and self.callback_url is None:
+            raise ValueError("`listen` needs `callback_url` (the public URL hubs call back)")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to bind, IPv6 brackets removed; None when push is off."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def renew_after(self, lease_seconds: float) -> float:
+        """Seconds after a verification to renew a lease of `lease_seconds` (at least half
+        the lease when `renew_before` is a duration as long as the lease)."""
+        if self.renew_before < 1:
+            return lease_seconds * (1 - self.renew_before)
+        return max(lease_seconds - self.renew_before, lease_seconds / 2)
+
+
 class OperatorSettings(Model):
     """Where notices about sources go (flood breaker, failing feeds). Empty: to the channels of
     the rules that watch the feed."""
@@ -353,6 +395,7 @@ class Config(Model):
     state: StateSettings = Field(default_factory=StateSettings)
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    websub: WebSubSettings = Field(default_factory=WebSubSettings)
 
     def feed(self, name: str) -> FeedSettings:
         """The feed called `name` (KeyError if none)."""
@@ -394,6 +437,6 @@ __all__ = [
     "Duration", "EmailChannelSettings", "FeedSettings", "FetchSettings", "HttpSettings",
     "HttpUrl", "Model", "Name", "OperatorSettings", "QuietHours", "Rate", "RedisSettings",
     "RuleSettings", "SelectorSettings", "SentinelSettings", "Severity", "SlackChannelSettings",
-    "SmtpSettings", "StateSettings", "TeamsChannelSettings", "WebhookChannelSettings",
-    "WorkerSettings", "parse_duration", "parse_rate", "parse_size",
+    "SmtpSettings", "StateSettings", "TeamsChannelSettings", "WebSubSettings",
+    "WebhookChannelSettings", "WorkerSettings", "parse_duration", "parse_rate", "parse_size",
 ]

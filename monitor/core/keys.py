@@ -116,3 +116,19 @@ def group_lead(rule: str, content: str) -> str:
 def group_sources(rule: str, content: str) -> str:
     """Set (same TTL): names of the feeds that carried this content within the window."""
     return _group(rule, content, "sources")
+
+
+#: Hash: WebSub callback token (the opaque last segment of a feed's callback URL) -> feed name.
+WEBSUB_CALLBACKS = f"{PREFIX}:websub:callbacks"
+#: Sorted set: feed -> when its WebSub subscription next needs work (renewal, a retry).
+WEBSUB_DUE = f"{PREFIX}:websub:due"
+#: Pub/sub channel: a feed name, published by the process a notification reached when another
+#: poller holds the feed's lease (that one polls it).
+PUSH_CHANNEL = f"{PREFIX}:push"
+
+
+def websub(feed: str) -> str:
+    """Hash: the feed's WebSub subscription: `hub`, `topic`, `secret`, `token`, `state`
+    (pending, verified, denied, unsubscribing), `requested` (the mode awaiting the hub's
+    verification), `lease_seconds`, `lease_until`, `attempts`, `old_hub`/`old_topic`."""
+    return _feed(feed, "websub")

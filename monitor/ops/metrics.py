@@ -61,6 +61,14 @@ FEEDS_FAILING = Gauge("livewatch_feeds_failing",
                       "Enabled feeds whose last poll failed (from Redis).")
 FEEDS = Gauge("livewatch_feeds", "Enabled feeds in the configuration.")
 REDIS_UP = Gauge("livewatch_redis_up", "1 when Redis answered the last scrape's reads, else 0.")
+WEBSUB_NOTIFICATIONS = Counter(
+    "livewatch_websub_notifications", "WebSub notifications by result: pushed (signed body "
+    "diffed), polled (unsigned or empty: an immediate poll), forged (wrong signature, "
+    "ignored), unknown (no such subscription).", ["result"])
+WEBSUB_RELAYED = Counter("livewatch_websub_relayed", "WebSub notifications relayed to the "
+                         "poller holding the feed's lease.")
+WEBSUB_REQUESTS = Counter("livewatch_websub_requests", "WebSub (un)subscription requests sent "
+                          "to hubs, by mode and result (accepted, failed).", ["mode", "result"])
 RELOADS = Counter("livewatch_config_reloads", "Configuration reloads by result.", ["result"])
 
 #: `PollOutcome.status` -> the `outcome` label.

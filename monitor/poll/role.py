@@ -17,6 +17,7 @@ from monitor.poll.dataloss import CHECK_EVERY, EpochWatch
 from monitor.poll.poller import Poller
 from monitor.poll.scheduler import FeedScheduler
 from monitor.poll.state import FeedState
+from monitor.push.websub import WebSubSubscriber
 
 if TYPE_CHECKING:
     from monitor.ops.control import Control
@@ -38,7 +39,17 @@ async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Even
     async with Fetcher.from_config(config) as fetcher:
         state = make_state(config, client)
         scheduler = FeedScheduler(config, Poller(config, state, fetcher))
+        push = None
+        if config.websub.callback_url is not None:  # WebSub push (README "Push (WebSub)")
+            push = WebSubSubscriber(config, client, scheduler)
+            scheduler.poller.on_fetched = push.on_fetched
         scheduler.start()
+        if push is not None:
+            try:
+                await push.start()
+            except BaseException:
+                await scheduler.shutdown(shutdown_timeout)
+                raise
         watch = asyncio.create_task(_watch_epoch(EpochWatch(client, state), stop))
         if control is not None:
             control.add_check("scheduler", lambda: None if scheduler.running else "stopped")
@@ -47,6 +58,8 @@ async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Even
                 jobs = scheduler.reconcile(new)
                 for feed in jobs["removed"]:
                     metrics.forget_feed(feed)
+                if push is not None:
+                    await push.reconcile(new)
 
             control.on_reload(reload)
         enabled = sum(1 for feed in config.feeds if feed.enabled)
@@ -57,6 +70,8 @@ async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Even
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
+            if push is not None:
+                await push.stop()
             await scheduler.shutdown(shutdown_timeout)
             log.info("pollers stopped")
 

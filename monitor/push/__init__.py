@@ -1,0 +1,1 @@
+"""WebSub push: hub discovery, subscriptions in Redis, the callback server (`websub`)."""

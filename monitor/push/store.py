@@ -1,0 +1,144 @@
+"""WebSub subscriptions in Redis, so a restart and every poller process share them.
+
+Per feed a hash (`keys.websub`); the callback token -> feed index (`keys.WEBSUB_CALLBACKS`);
+and a sorted set of when each subscription next needs work (`keys.WEBSUB_DUE`), which a
+process claims by removing the feed from it (ZREM answers 1 to one process only).
+Every call raises `StateError` when Redis fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from monitor.core import keys
+from monitor.core.errors import StateError
+
+State = Literal["pending", "verified", "denied", "unsubscribing"]
+Mode = Literal["subscribe", "unsubscribe", ""]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """One feed's subscription as stored (`secret` is never shown)."""
+
+    feed: str
+    hub: str
+    topic: str
+    token: str
+    secret: str = field(repr=False)
+    state: State = "pending"
+    #: The mode of the request awaiting the hub's verification ("" when none).
+    requested: Mode = ""
+    lease_seconds: float = 0.0
+    lease_until: float = 0.0
+    attempts: int = 0
+    #: A hub and topic we asked to unsubscribe from after the advert changed.
+    old_hub: str = ""
+    old_topic: str = ""
+    denied: str = ""
+
+    @classmethod
+    def read(cls, feed: str, fields: dict[str, str]) -> Subscription | None:
+        """The subscription in hash `fields`, or None when there is none."""
+        if not fields.get("token") or not fields.get("hub"):
+            return None
+        state = fields.get("state", "pending")
+        requested = fields.get("requested", "")
+        return cls(
+            feed=feed, hub=fields["hub"], topic=fields.get("topic", ""), token=fields["token"],
+            secret=fields.get("secret", ""),
+            state=state if state in ("pending", "verified", "denied", "unsubscribing")
+            else "pending",  # type: ignore[arg-type]
+            requested=requested if requested in ("subscribe", "unsubscribe")
+            else "",  # type: ignore[arg-type]
+            lease_seconds=float(fields.get("lease_seconds") or 0),
+            lease_until=float(fields.get("lease_until") or 0),
+            attempts=int(fields.get("attempts") or 0), old_hub=fields.get("old_hub", ""),
+            old_topic=fields.get("old_topic", ""), denied=fields.get("denied", ""))
+
+
+class Subscriptions:
+    """Reads and writes subscriptions (a `decode_responses=True` client)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await call()
+        except (RedisError, OSError) as exc:
+            raise StateError(f"Redis: {exc}") from exc
+
+    async def get(self, feed: str) -> Subscription | None:
+        """The feed's subscription, if any."""
+        fields = await self._call(lambda: self.client.hgetall(keys.websub(feed)))
+        return Subscription.read(feed, cast(dict[str, str], fields))
+
+    async def by_token(self, token: str) -> Subscription | None:
+        """The subscription whose callback ends in `token`, if any."""
+        feed = await self._call(lambda: self.client.hget(keys.WEBSUB_CALLBACKS, token))
+        if feed is None:
+            return None
+        sub = await self.get(str(feed))
+        return sub if sub is not None and sub.token == token else None
+
+    async def feeds(self) -> list[str]:
+        """Every feed with a subscription (from the callback index)."""
+        index = await self._call(lambda: self.client.hgetall(keys.WEBSUB_CALLBACKS))
+        return sorted({str(feed) for feed in index.values()})
+
+    async def save(self, sub: Subscription, *, due: float | None) -> None:
+        """Write `sub` whole (and its callback index entry); schedule it at `due` (epoch
+        seconds), or unschedule it when None."""
+        mapping: dict[Any, Any] = {"hub": sub.hub, "topic": sub.topic, "token": sub.token,
+                   "secret": sub.secret, "state": sub.state, "requested": sub.requested,
+                   "lease_seconds": repr(sub.lease_seconds),
+                   "lease_until": repr(sub.lease_until), "attempts": str(sub.attempts),
+                   "old_hub": sub.old_hub, "old_topic": sub.old_topic, "denied": sub.denied,
+                   "updated": repr(time.time())}
+
+        async def write() -> None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(keys.websub(sub.feed), mapping=mapping)
+                pipe.hset(keys.WEBSUB_CALLBACKS, sub.token, sub.feed)
+                if due is None:
+                    pipe.zrem(keys.WEBSUB_DUE, sub.feed)
+                else:
+                    pipe.zadd(keys.WEBSUB_DUE, {sub.feed: due})
+                await pipe.execute()
+
+        await self._call(write)
+
+    async def schedule(self, feed: str, due: float) -> None:
+        """Have the feed's subscription looked at again at `due` (epoch seconds)."""
+        await self._call(lambda: self.client.zadd(keys.WEBSUB_DUE, {feed: due}))
+
+    async def remove(self, sub: Subscription) -> None:
+        """Forget the subscription, its callback token and its schedule."""
+
+        async def delete() -> None:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.websub(sub.feed))
+                pipe.hdel(keys.WEBSUB_CALLBACKS, sub.token)
+                pipe.zrem(keys.WEBSUB_DUE, sub.feed)
+                await pipe.execute()
+
+        await self._call(delete)
+
+    async def due(self, now: float, limit: int = 100) -> list[str]:
+        """Feeds whose subscriptions need work by `now`."""
+        found = await self._call(lambda: self.client.zrangebyscore(
+            keys.WEBSUB_DUE, "-inf", now, start=0, num=limit))
+        return [str(feed) for feed in found]
+
+    async def claim(self, feed: str) -> bool:
+        """Take the feed's due work (True for one process only)."""
+        return bool(await self._call(lambda: self.client.zrem(keys.WEBSUB_DUE, feed)))

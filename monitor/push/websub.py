@@ -1,0 +1,454 @@
+"""WebSub subscriber: subscribe where a feed advertises a hub, answer verifications, take
+notifications as polls of that feed at once, renew leases, unsubscribe removed feeds.
+
+Push is a hint: polling never stops. A notification signed with the subscription's secret
+and carrying a body is diffed as if fetched (`FeedScheduler.poll_now(feed, pushed)`); an
+unsigned or empty one makes the feed poll at once (a normal conditional fetch); a wrongly
+signed one is answered 2xx and ignored. The process a notification reaches polls the feed
+if it holds the feed's lease (or nobody does); else it publishes the feed's name on
+`keys.PUSH_CHANNEL` and the poller holding the lease polls it.
+
+State is in Redis (`monitor.push.store`), so restarts and every poller process share it: one
+callback per feed (`callback_url/<token>`), a secret per subscription, renewals and retries
+claimed by one process each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+from yarl import URL
+
+from monitor.config.models import Config, FeedSettings
+from monitor.core import keys
+from monitor.core.errors import StateError
+from monitor.fetch.client import FetchResult
+from monitor.fetch.netpolicy import BlockedAddressError, NetworkPolicy, PolicyResolver
+from monitor.ops import metrics
+from monitor.poll.scheduler import FeedScheduler
+from monitor.push.discovery import Advert, discover
+from monitor.push.signature import check
+from monitor.push.store import Subscription, Subscriptions
+
+log = structlog.get_logger("livewatch.websub")
+
+#: How often due renewals and retries are looked for (seconds).
+TICK = 0.5
+#: A request the hub accepted but has not verified within this long is sent again.
+VERIFY_WAIT = 300.0
+#: Backoff of failed requests: the first retry after this many seconds, doubling, capped.
+RETRY_FIRST = 2.0
+RETRY_MAX = 3600.0
+#: Unsubscribe requests sent before a subscription is forgotten anyway (its lease then ends).
+UNSUBSCRIBE_ATTEMPTS = 5
+#: A wrongly signed notification is logged at most once per feed in this many seconds.
+FORGED_LOG_EVERY = 60.0
+
+_UNSEEN = object()
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before retry number `attempts` (1, 2, …) of a failed request."""
+    return float(min(RETRY_FIRST * 2 ** max(attempts - 1, 0), RETRY_MAX))
+
+
+class WebSubSubscriber:
+    """Push for one poller process: `on_fetched` discovers hubs, the callback server (when
+    `websub.listen` is set) takes verifications and notifications, a background loop renews
+    and retries, a Redis subscription relays notifications to the feed's lease holder."""
+
+    def __init__(self, config: Config, client: aioredis.Redis, scheduler: FeedScheduler) -> None:
+        if config.websub.callback_url is None:
+            raise ValueError("WebSub needs websub.callback_url")
+        self.config = config
+        self.settings = config.websub  # read once: a change needs a restart
+        self.callback_base = config.websub.callback_url.rstrip("/")
+        self.client = client
+        self.store = Subscriptions(client)
+        self.scheduler = scheduler
+        self._policy = NetworkPolicy.of(config.fetch.allow_private_networks,
+                                        config.fetch.allow_hosts)
+        self._adverts: dict[str, object] = {}  # feed -> last Advert | None seen on a fetch
+        self._forged_logged: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._stop = asyncio.Event()
+        self._gate = asyncio.Semaphore(16)
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the hub session, the callback server (if `listen`) and the background loops;
+        subscriptions of feeds no longer configured are queued for unsubscribing."""
+        resolver = None if self._policy.allow_private else PolicyResolver(self._policy)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=16, resolver=resolver),
+            cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+            headers={"User-Agent": self.config.defaults.user_agent},
+            timeout=aiohttp.ClientTimeout(total=self.config.defaults.timeout))
+        address = self.settings.address
+        if address is not None:
+            app = web.Application()
+            path = urlsplit(self.callback_base).path.rstrip("/")
+            app.router.add_get(path + "/{token}", self._verify)
+            app.router.add_post(path + "/{token}", self._notify)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            try:
+                await web.TCPSite(self._runner, address[0], address[1]).start()
+            except OSError as exc:
+                await self.stop()
+                raise StateError(f"cannot listen on {self.settings.listen}: {exc}") from exc
+            log.info("websub callback server listening", listen=self.settings.listen)
+        self._loops = [asyncio.create_task(self._maintain()), asyncio.create_task(self._relayed())]
+        with contextlib.suppress(StateError):
+            await self._queue_removed(self.config)
+
+    async def stop(self) -> None:
+        """Stop the loops and the server (subscriptions stay: a restart goes on with them)."""
+        self._stop.set()
+        for task in [*self._loops, *self._tasks]:
+            task.cancel()
+        for task in [*self._loops, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def reconcile(self, config: Config) -> None:
+        """Take a reloaded configuration: feeds removed or disabled are unsubscribed."""
+        if config.websub != self.settings:
+            log.warning("websub settings change only on restart; running values kept")
+        self.config = config
+        enabled = {f.name for f in config.feeds if f.enabled}
+        for name in list(self._adverts):
+            if name not in enabled:
+                del self._adverts[name]
+        await self._queue_removed(config)
+
+    async def _queue_removed(self, config: Config) -> None:
+        enabled = {f.name for f in config.feeds if f.enabled}
+        for feed in await self.store.feeds():
+            if feed not in enabled:
+                await self.store.schedule(feed, 0)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _feed(self, name: str) -> FeedSettings | None:
+        for feed in self.config.feeds:
+            if feed.name == name and feed.enabled:
+                return feed
+        return None
+
+    # ---- discovery and subscribing ---------------------------------------------------------
+
+    def on_fetched(self, feed: FeedSettings, result: FetchResult) -> None:
+        """`Poller.on_fetched`: look for a hub (Link header, the body's head); when what the
+        feed advertises changed since its last fetch, (re)subscribe in the background."""
+        advert = discover(feed.url, result.link_header, result.body)
+        if self._adverts.get(feed.name, _UNSEEN) == advert or self._stop.is_set():
+            return
+        self._adverts[feed.name] = advert
+        self._spawn(self._advertised(feed.name, advert))
+
+    async def _advertised(self, feed: str, advert: Advert | None) -> None:
+        try:
+            sub = await self.store.get(feed)
+            if advert is None:
+                if sub is not None and sub.state != "unsubscribing":
+                    log.info("feed no longer advertises a hub; unsubscribing", feed=feed,
+                             hub=sub.hub)
+                    await self._unsubscribe(sub)
+                return
+            if sub is not None and (sub.hub, sub.topic) == (advert.hub, advert.topic) \
+                    and sub.state != "unsubscribing":
+                return  # subscribed, asked, denied or being retried: the loop has it
+            await self._subscribe(feed, advert, sub)
+        except StateError as exc:
+            self._adverts.pop(feed, None)  # try again on the next fetch
+            log.warning("websub state unavailable", feed=feed, error=str(exc))
+
+    async def _subscribe(self, feed: str, advert: Advert, sub: Subscription | None) -> None:
+        """Ask `advert.hub` for the feed (a new subscription, a renewal or a retry)."""
+        same = sub is not None and (sub.hub, sub.topic) == (advert.hub, advert.topic)
+        if sub is not None and same:
+            new = replace(sub, requested="subscribe",
+                          state="verified" if sub.state == "verified" else "pending")
+        else:
+            old_hub = old_topic = ""
+            if sub is not None and sub.state in ("verified", "pending"):
+                old_hub, old_topic = sub.hub, sub.topic
+            new = Subscription(
+                feed=feed, hub=advert.hub, topic=advert.topic,
+                token=sub.token if sub is not None else secrets.token_urlsafe(24),
+                secret=secrets.token_hex(32), state="pending", requested="subscribe",
+                old_hub=old_hub, old_topic=old_topic)
+            if old_hub:
+                log.info("websub hub or topic changed; subscribing anew", feed=feed,
+                         hub=advert.hub, topic=advert.topic, old_hub=old_hub)
+        # Saved first: a hub may verify before it answers the request.
+        await self.store.save(new, due=time.time() + VERIFY_WAIT)
+        if new.old_hub and (sub is None or sub.old_hub != new.old_hub):
+            await self._request(new.old_hub, "unsubscribe", new.old_topic, new)
+        if not await self._request(new.hub, "subscribe", new.topic, new):
+            await self._failed(new)
+            return
+        now = await self.store.get(feed)
+        if now is not None and now.requested == "subscribe":  # not verified yet
+            wait = VERIFY_WAIT
+            if now.state == "verified":  # a renewal: ask again well before the lease ends
+                wait = min(wait, max((now.lease_until - time.time()) / 2, 1.0))
+            await self.store.schedule(feed, time.time() + wait)
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        new = replace(sub, state="unsubscribing", requested="unsubscribe")
+        await self.store.save(new, due=time.time() + VERIFY_WAIT)
+        if await self._request(sub.hub, "unsubscribe", sub.topic, new):
+            log.info("websub unsubscribe requested", feed=sub.feed, hub=sub.hub)
+        else:
+            await self._failed(new)
+
+    async def _failed(self, sub: Subscription) -> None:
+        attempts = sub.attempts + 1
+        if sub.state == "unsubscribing" and attempts >= UNSUBSCRIBE_ATTEMPTS:
+            log.warning("websub unsubscribe not accepted; forgetting the subscription",
+                        feed=sub.feed, hub=sub.hub, attempts=attempts)
+            await self.store.remove(sub)
+            return
+        delay = backoff(attempts)
+        await self.store.save(replace(sub, attempts=attempts), due=time.time() + delay)
+        log.info("websub request will be retried", feed=sub.feed, hub=sub.hub,
+                 mode=sub.requested, attempts=attempts, retry_in_s=delay)
+
+    async def _request(self, hub: str, mode: str, topic: str, sub: Subscription) -> bool:
+        """POST a (un)subscription request to `hub`; True when it answered 202 or 204."""
+        form = {"hub.mode": mode, "hub.topic": topic, "hub.callback": self.callback(sub)}
+        if mode == "subscribe":
+            form["hub.secret"] = sub.secret
+            form["hub.lease_seconds"] = str(int(self.settings.lease))
+        assert self._session is not None
+        try:
+            url = URL(hub)
+            self._policy.check_literal(url.host or "")
+            async with self._gate, self._session.post(url, data=form,
+                                                      allow_redirects=False) as response:
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError, BlockedAddressError,
+                ValueError) as exc:
+            metrics.WEBSUB_REQUESTS.labels(mode, "failed").inc()
+            log.warning("websub request failed", feed=sub.feed, hub=hub, mode=mode,
+                        error=f"{type(exc).__name__}: {exc}"[:200])
+            return False
+        accepted = status in (202, 204)
+        metrics.WEBSUB_REQUESTS.labels(mode, "accepted" if accepted else "failed").inc()
+        if not accepted:
+            log.warning("websub request refused", feed=sub.feed, hub=hub, mode=mode,
+                        status=status)
+        return accepted
+
+    def callback(self, sub: Subscription) -> str:
+        """The feed's callback URL (an opaque token, not its name)."""
+        return f"{self.callback_base}/{sub.token}"
+
+    # ---- renewals, retries, removals -----------------------------------------------------
+
+    async def _maintain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for feed in await self.store.due(time.time()):
+                    if await self.store.claim(feed):
+                        self._spawn(self._due(feed))
+            except StateError as exc:
+                log.debug("websub maintenance skipped", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), TICK)
+
+    async def _due(self, feed: str) -> None:
+        try:
+            sub = await self.store.get(feed)
+            if sub is None or sub.state == "denied":
+                return
+            if self._feed(feed) is None:
+                if sub.state != "unsubscribing":
+                    log.info("feed removed or disabled; unsubscribing", feed=feed, hub=sub.hub)
+                    await self._unsubscribe(replace(sub, attempts=0))
+                elif sub.attempts + 1 >= UNSUBSCRIBE_ATTEMPTS:
+                    await self._failed(sub)  # gives up: the hub's lease ends by itself
+                else:  # not verified in time: ask again
+                    await self._unsubscribe(replace(sub, attempts=sub.attempts + 1))
+            else:  # a renewal, a retry, or a feed configured again while unsubscribing
+                await self._subscribe(feed, Advert(sub.hub, sub.topic), sub)
+        except StateError as exc:
+            log.warning("websub state unavailable", feed=feed, error=str(exc))
+            with contextlib.suppress(StateError):
+                await self.store.schedule(feed, time.time() + RETRY_FIRST)
+
+    # ---- the callback server -------------------------------------------------------------
+
+    async def _verify(self, request: web.Request) -> web.StreamResponse:
+        """A hub's verification of intent (or denial): the challenge echoed, 200, only for
+        the request we have pending for that topic on that callback; else 404."""
+        query = request.query
+        mode, topic = query.get("hub.mode"), query.get("hub.topic")
+        try:
+            sub = await self.store.by_token(request.match_info["token"])
+            if sub is None or topic is None:
+                return web.Response(status=404)
+            if mode == "denied" and topic == sub.topic:
+                if sub.state != "denied":
+                    log.warning("websub subscription denied by the hub", feed=sub.feed,
+                                hub=sub.hub, reason=query.get("hub.reason", "")[:200])
+                    await self.store.save(replace(sub, state="denied", requested="",
+                                                  denied=query.get("hub.reason", "")[:500]),
+                                          due=None)
+                return web.Response(status=200)
+            challenge = query.get("hub.challenge")
+            if not challenge:
+                return web.Response(status=404)
+            if mode == "subscribe" and sub.requested == "subscribe" and topic == sub.topic:
+                await self._verified(sub, query.get("hub.lease_seconds"))
+            elif mode == "unsubscribe" and sub.requested == "unsubscribe" and topic == sub.topic:
+                await self.store.remove(sub)
+                log.info("websub unsubscribed", feed=sub.feed, hub=sub.hub)
+            elif mode == "unsubscribe" and sub.old_topic and topic == sub.old_topic:
+                await self.store.save(replace(sub, old_hub="", old_topic=""),
+                                      due=await self._due_time(sub))
+            else:
+                return web.Response(status=404)
+        except StateError as exc:
+            log.warning("websub verification not answered: state unavailable", error=str(exc))
+            return web.Response(status=503)
+        return web.Response(text=challenge, content_type="text/plain")
+
+    async def _verified(self, sub: Subscription, lease_value: str | None) -> None:
+        try:
+            lease = float(lease_value) if lease_value else self.settings.lease
+        except ValueError:
+            lease = self.settings.lease
+        lease = max(lease, 1.0)
+        now = time.time()
+        renewed = sub.state == "verified"
+        await self.store.save(replace(sub, state="verified", requested="", attempts=0,
+                                      lease_seconds=lease, lease_until=now + lease, denied=""),
+                              due=now + self.settings.renew_after(lease))
+        log.info("websub subscription renewed" if renewed else "websub subscription verified",
+                 feed=sub.feed, hub=sub.hub, lease_s=lease)
+
+    async def _due_time(self, sub: Subscription) -> float | None:
+        score = await self.client.zscore(keys.WEBSUB_DUE, sub.feed)
+        return None if score is None else float(score)
+
+    async def _notify(self, request: web.Request) -> web.StreamResponse:
+        """A content distribution: answered at once (202); the poll runs as its own turn."""
+        try:
+            sub = await self.store.by_token(request.match_info["token"])
+        except StateError as exc:
+            log.warning("websub notification not taken: state unavailable", error=str(exc))
+            return web.Response(status=503)
+        feed = self._feed(sub.feed) if sub is not None else None
+        if sub is None or feed is None:
+            metrics.WEBSUB_NOTIFICATIONS.labels("unknown").inc()
+            return web.Response(status=410)  # no such subscription: the hub may drop it
+        body = await _read_capped(request, self.config.defaults.max_body)
+        if body is None:
+            return web.Response(status=413)
+        verdict = check(request.headers.get("X-Hub-Signature"), sub.secret, body)
+        if verdict == "forged":
+            metrics.WEBSUB_NOTIFICATIONS.labels("forged").inc()
+            now = time.monotonic()
+            if now - self._forged_logged.get(feed.name, -FORGED_LOG_EVERY) >= FORGED_LOG_EVERY:
+                self._forged_logged[feed.name] = now
+                log.warning("websub notification with a wrong signature ignored",
+                            feed=feed.name, peer=request.remote)
+            return web.Response(status=202)
+        pushed = None
+        if verdict == "valid" and body:
+            pushed = FetchResult(url=feed.url, status=200, body=body,
+                                 content_type=request.headers.get("Content-Type"), etag=None,
+                                 last_modified=None, not_modified=False, elapsed=0.0)
+        metrics.WEBSUB_NOTIFICATIONS.labels("pushed" if pushed else "polled").inc()
+        log.info("websub notification", feed=feed.name, pushed=pushed is not None,
+                 bytes=len(body))
+        await self._dispatch(feed.name, pushed)
+        return web.Response(status=202)
+
+    async def _dispatch(self, feed: str, pushed: FetchResult | None) -> None:
+        """Poll `feed` here if this poller holds its lease, or nobody does; else have the
+        holder poll it (pub/sub: it fetches, the pushed body stays here)."""
+        if self.scheduler.poll_now(feed, pushed, only_if_held=True):
+            return
+        try:
+            holder = await self.scheduler.leases.holder(feed)
+        except (StateError, RedisError, OSError):
+            holder = None
+        if (holder is None or holder[0] == self.scheduler.leases.owner) \
+                and self.scheduler.poll_now(feed, pushed):
+            return
+        try:
+            await self.client.publish(keys.PUSH_CHANNEL, feed)
+            metrics.WEBSUB_RELAYED.inc()
+        except (RedisError, OSError) as exc:
+            log.warning("websub notification not relayed", feed=feed, error=str(exc))
+
+    async def _poll_if_holder(self, feed: str) -> None:
+        """A relayed notification: poll `feed` if this poller holds its lease (from its last
+        turn, or in Redis: a lease kept only until a hand-over is not held in memory)."""
+        if self.scheduler.poll_now(feed, only_if_held=True):
+            return
+        with contextlib.suppress(StateError, RedisError, OSError):
+            holder = await self.scheduler.leases.holder(feed)
+            if holder is not None and holder[0] == self.scheduler.leases.owner:
+                self.scheduler.poll_now(feed)
+
+    async def _relayed(self) -> None:
+        """Poll the feeds other processes relay, when this one holds their lease."""
+        while not self._stop.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(keys.PUSH_CHANNEL)
+                while not self._stop.is_set():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        name = data.decode() if isinstance(data, bytes) else str(data)
+                        await self._poll_if_holder(name)
+            except (RedisError, OSError) as exc:
+                log.debug("websub relay subscription lost", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+
+
+async def _read_capped(request: web.Request, max_body: int) -> bytes | None:
+    """The request body, or None once it is longer than `max_body` bytes."""
+    if request.content_length is not None and request.content_length > max_body:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > max_body:
+            return None
+    return bytes(body)
