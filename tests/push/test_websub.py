@@ -389,6 +389,43 @@ async def test_lease_is_renewed_before_it_ends(
         assert len({r["hub.secret"] for r in hub.requested("subscribe")}) == 1
 
 
+async def test_a_new_hub_advertised_is_subscribed_and_the_old_one_left(
+        redis_client: aioredis.Redis, feed_server: FeedServer,
+        webhook_receiver: WebhookReceiver, hub: Hub) -> None:
+    """The feed moves to another hub: subscribed there with a new secret (same callback),
+    unsubscribed from the old one; notifications signed with the old secret are forged."""
+    other = Hub()
+    other.start()
+    try:
+        feed_server.set("/summit", atom(ITEMS, hub=hub.url("/hub")),
+                        content_type="application/atom+xml")
+        config = parse_config(config_for(feed_server, webhook_receiver, port=free_port()))
+        async with node(config, redis_client, workers=False) as n:
+            first = await verified(redis_client)
+            feed_server.set("/summit", atom(ITEMS, hub=other.url("/hub")),
+                            content_type="application/atom+xml")
+            callback = f"http://127.0.0.1:{n.port}/websub/{first['token']}"
+            assert await asyncio.to_thread(post, callback, b"", {}) == 202  # poll now
+
+            async def moved() -> bool:
+                return bool(other.confirmed("subscribe")) and \
+                    bool(hub.confirmed("unsubscribe")) and \
+                    await redis_client.hget(keys.websub("summit"), "state") == "verified"
+
+            await wait_until(moved, timeout=10, what="the move to the other hub")
+            now = await redis_client.hgetall(keys.websub("summit"))
+            assert now["hub"] == other.url("/hub") and now["token"] == first["token"]
+            assert now["secret"] != first["secret"] and now["old_hub"] == ""
+            assert hub.subscribers(first["topic"]) == []
+            forged = count("forged")
+            body = b"<feed/>"
+            assert await asyncio.to_thread(post, callback, body, {
+                "X-Hub-Signature": signature.sign(first["secret"], body)}) == 202
+            assert count("forged") == forged + 1
+    finally:
+        other.stop()
+
+
 async def test_reload_removing_the_feed_unsubscribes(
         redis_client: aioredis.Redis, feed_server: FeedServer,
         webhook_receiver: WebhookReceiver, hub: Hub, tmp_path: Path) -> None:
