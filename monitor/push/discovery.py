@@ -1,8 +1,10 @@
 """Pure: which WebSub hub a fetched feed or page advertises, and under which topic URL.
 
 The `Link` header is read first (WebSub 4: it takes precedence), then the first `SCAN_BYTES`
-of the body for `<link rel="hub" href=…>` elements: Atom `<link>`, RSS `<atom:link>` (any
-namespace prefix), HTML `<link>`. `rel="self"` gives the topic; without it the feed's URL is.
+of the body, up to its first `<entry>`, `<item>` or `<body>`, for `<link rel="hub" href=…>`
+elements: Atom `<link>`, RSS `<atom:link>` (any namespace prefix), HTML `<link>`.
+`rel="self"` gives the topic; without it the feed's URL is. About 0.2 ms for a 1.3 MB page
+without a hub; `WebSubSubscriber.on_fetched` skips a body it saw last time.
 """
 
 from __future__ import annotations
@@ -58,8 +60,18 @@ def _from_header(value: str, base: str) -> tuple[str | None, str | None]:
 
 
 def _from_body(head: bytes, base: str) -> tuple[str | None, str | None]:
+    lowered = head.lower()
+    if b"hub" not in lowered and b"self" not in lowered:
+        return None, None
+    # Feed-level links come before the first entry or item; a page's before its body.
+    ends = [at for at in (lowered.find(tag) for tag in (b"<entry", b"<item", b"<body"))
+            if at >= 0]
+    head = head[:min(ends)] if ends else head
     hub = self_url = None
     for tag in _LINK_TAG.finditer(head):
+        lowered_tag = tag.group(0).lower()
+        if b"hub" not in lowered_tag and b"self" not in lowered_tag:
+            continue
         attrs = {m.group(1).lower(): (m.group(2) if m.group(2) is not None else
                                       m.group(3) if m.group(3) is not None else m.group(4))
                  for m in _ATTR.finditer(tag.group(0), 5)}

@@ -24,6 +24,21 @@ Mode = Literal["subscribe", "unsubscribe", ""]
 
 T = TypeVar("T")
 
+# KEYS: 1 the subscription hash, 2 the due set. ARGV: 1 feed, 2 '' (leave the schedule),
+# 'unschedule' or the due time, 3.. field, value pairs. Returns 0 when there is no hash.
+_UPDATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if ARGV[2] == 'unschedule' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+elseif ARGV[2] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+end
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
@@ -116,6 +131,19 @@ class Subscriptions:
                 await pipe.execute()
 
         await self._call(write)
+
+    async def update(self, feed: str, fields: dict[str, str | float | int], *,
+                     due: float | None = None, unschedule: bool = False) -> bool:
+        """Set only `fields` of an existing subscription (two hub callbacks at once each
+        change their own fields); schedule it at `due`, or unschedule it. False when there
+        is no subscription any more."""
+        flat: list[str] = []
+        for name, value in fields.items():
+            flat += [name, repr(value) if isinstance(value, float) else str(value)]
+        mode = "unschedule" if unschedule else "" if due is None else repr(due)
+        done = await self._call(lambda: self.client.eval(
+            _UPDATE, 2, keys.websub(feed), keys.WEBSUB_DUE, feed, mode, *flat))
+        return bool(done)
 
     async def schedule(self, feed: str, due: float) -> None:
         """Have the feed's subscription looked at again at `due` (epoch seconds)."""

@@ -28,6 +28,7 @@ import aiohttp
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from redis.exceptions import RedisError
 from yarl import URL
 
@@ -55,6 +56,9 @@ RETRY_MAX = 3600.0
 UNSUBSCRIBE_ATTEMPTS = 5
 #: A wrongly signed notification is logged at most once per feed in this many seconds.
 FORGED_LOG_EVERY = 60.0
+#: A turn asked for while the feed's previous turn still runs is skipped by APScheduler
+#: (`max_instances=1`); it is asked for again this much later, within the poll budget.
+RETRY_SKIPPED = 0.2
 
 _UNSEEN = object()
 
@@ -81,6 +85,7 @@ class WebSubSubscriber:
         self._policy = NetworkPolicy.of(config.fetch.allow_private_networks,
                                         config.fetch.allow_hosts)
         self._adverts: dict[str, object] = {}  # feed -> last Advert | None seen on a fetch
+        self._seen: dict[str, tuple[str, str | None]] = {}  # feed -> its last body hash, Link
         self._forged_logged: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -88,6 +93,9 @@ class WebSubSubscriber:
         self._session: aiohttp.ClientSession | None = None
         self._stop = asyncio.Event()
         self._gate = asyncio.Semaphore(16)
+        #: feed -> time.monotonic() until which a skipped turn is asked for again
+        self._poked: dict[str, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -114,6 +122,8 @@ class WebSubSubscriber:
                 await self.stop()
                 raise StateError(f"cannot listen on {self.settings.listen}: {exc}") from exc
             log.info("websub callback server listening", listen=self.settings.listen)
+        self._loop = asyncio.get_running_loop()
+        self.scheduler.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self._loops = [asyncio.create_task(self._maintain()), asyncio.create_task(self._relayed())]
         with contextlib.suppress(StateError):
             await self._queue_removed(self.config)
@@ -121,6 +131,9 @@ class WebSubSubscriber:
     async def stop(self) -> None:
         """Stop the loops and the server (subscriptions stay: a restart goes on with them)."""
         self._stop.set()
+        if self._loop is not None:
+            self.scheduler.scheduler.remove_listener(self._skipped)
+            self._loop = None
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         for task in [*self._loops, *self._tasks]:
@@ -142,6 +155,7 @@ class WebSubSubscriber:
         for name in list(self._adverts):
             if name not in enabled:
                 del self._adverts[name]
+                self._seen.pop(name, None)
         await self._queue_removed(config)
 
     async def _queue_removed(self, config: Config) -> None:
@@ -166,6 +180,10 @@ class WebSubSubscriber:
     def on_fetched(self, feed: FeedSettings, result: FetchResult) -> None:
         """`Poller.on_fetched`: look for a hub (Link header, the body's head); when what the
         feed advertises changed since its last fetch, (re)subscribe in the background."""
+        seen = (result.body_hash, result.link_header)
+        if self._seen.get(feed.name) == seen:  # the same document as last time
+            return
+        self._seen[feed.name] = seen
         advert = discover(feed.url, result.link_header, result.body)
         if self._adverts.get(feed.name, _UNSEEN) == advert or self._stop.is_set():
             return
@@ -187,6 +205,7 @@ class WebSubSubscriber:
             await self._subscribe(feed, advert, sub)
         except StateError as exc:
             self._adverts.pop(feed, None)  # try again on the next fetch
+            self._seen.pop(feed, None)
             log.warning("websub state unavailable", feed=feed, error=str(exc))
 
     async def _subscribe(self, feed: str, advert: Advert, sub: Subscription | None) -> None:
@@ -237,7 +256,7 @@ class WebSubSubscriber:
             await self.store.remove(sub)
             return
         delay = backoff(attempts)
-        await self.store.save(replace(sub, attempts=attempts), due=time.time() + delay)
+        await self.store.update(sub.feed, {"attempts": attempts}, due=time.time() + delay)
         log.info("websub request will be retried", feed=sub.feed, hub=sub.hub,
                  mode=sub.requested, attempts=attempts, retry_in_s=delay)
 
@@ -319,9 +338,9 @@ class WebSubSubscriber:
                 if sub.state != "denied":
                     log.warning("websub subscription denied by the hub", feed=sub.feed,
                                 hub=sub.hub, reason=query.get("hub.reason", "")[:200])
-                    await self.store.save(replace(sub, state="denied", requested="",
-                                                  denied=query.get("hub.reason", "")[:500]),
-                                          due=None)
+                    await self.store.update(sub.feed, {
+                        "state": "denied", "requested": "",
+                        "denied": query.get("hub.reason", "")[:500]}, unschedule=True)
                 return web.Response(status=200)
             challenge = query.get("hub.challenge")
             if not challenge:
@@ -332,8 +351,7 @@ class WebSubSubscriber:
                 await self.store.remove(sub)
                 log.info("websub unsubscribed", feed=sub.feed, hub=sub.hub)
             elif mode == "unsubscribe" and sub.old_topic and topic == sub.old_topic:
-                await self.store.save(replace(sub, old_hub="", old_topic=""),
-                                      due=await self._due_time(sub))
+                await self.store.update(sub.feed, {"old_hub": "", "old_topic": ""})
             else:
                 return web.Response(status=404)
         except StateError as exc:
@@ -349,15 +367,11 @@ class WebSubSubscriber:
         lease = max(lease, 1.0)
         now = time.time()
         renewed = sub.state == "verified"
-        await self.store.save(replace(sub, state="verified", requested="", attempts=0,
-                                      lease_seconds=lease, lease_until=now + lease, denied=""),
-                              due=now + self.settings.renew_after(lease))
+        await self.store.update(sub.feed, {
+            "state": "verified", "requested": "", "attempts": 0, "lease_seconds": lease,
+            "lease_until": now + lease, "denied": ""}, due=now + self.settings.renew_after(lease))
         log.info("websub subscription renewed" if renewed else "websub subscription verified",
                  feed=sub.feed, hub=sub.hub, lease_s=lease)
-
-    async def _due_time(self, sub: Subscription) -> float | None:
-        score = await self.client.zscore(keys.WEBSUB_DUE, sub.feed)
-        return None if score is None else float(score)
 
     async def _notify(self, request: web.Request) -> web.StreamResponse:
         """A content distribution: answered at once (202); the poll runs as its own turn."""
@@ -393,17 +407,39 @@ class WebSubSubscriber:
         await self._dispatch(feed.name, pushed)
         return web.Response(status=202)
 
+    def _poke(self, feed: str, pushed: FetchResult | None = None, *,
+              only_if_held: bool = False) -> bool:
+        """`poll_now`, remembering for a poll budget that a skipped turn is to be retried."""
+        if not self.scheduler.poll_now(feed, pushed, only_if_held=only_if_held):
+            return False
+        settings = self._feed(feed)
+        budget = self.scheduler.poll_budget(settings) if settings is not None else 10.0
+        self._poked[feed] = time.monotonic() + budget
+        return True
+
+    def _skipped(self, event: JobSubmissionEvent) -> None:
+        """APScheduler skipped a turn (the feed's last one still runs): if it was ours, ask
+        again shortly (the pushed document waits in the scheduler for that turn)."""
+        feed = str(event.job_id)
+        if self._loop is not None and self._poked.get(feed, 0.0) > time.monotonic():
+            self._loop.call_soon_threadsafe(self._loop.call_later, RETRY_SKIPPED,
+                                            self._poke_again, feed)
+
+    def _poke_again(self, feed: str) -> None:
+        if not self._stop.is_set() and self._poked.get(feed, 0.0) > time.monotonic():
+            self.scheduler.poll_now(feed)
+
     async def _dispatch(self, feed: str, pushed: FetchResult | None) -> None:
         """Poll `feed` here if this poller holds its lease, or nobody does; else have the
         holder poll it (pub/sub: it fetches, the pushed body stays here)."""
-        if self.scheduler.poll_now(feed, pushed, only_if_held=True):
+        if self._poke(feed, pushed, only_if_held=True):
             return
         try:
             holder = await self.scheduler.leases.holder(feed)
         except (StateError, RedisError, OSError):
             holder = None
         if (holder is None or holder[0] == self.scheduler.leases.owner) \
-                and self.scheduler.poll_now(feed, pushed):
+                and self._poke(feed, pushed):
             return
         try:
             await self.client.publish(keys.PUSH_CHANNEL, feed)
@@ -414,12 +450,12 @@ class WebSubSubscriber:
     async def _poll_if_holder(self, feed: str) -> None:
         """A relayed notification: poll `feed` if this poller holds its lease (from its last
         turn, or in Redis: a lease kept only until a hand-over is not held in memory)."""
-        if self.scheduler.poll_now(feed, only_if_held=True):
+        if self._poke(feed, only_if_held=True):
             return
         with contextlib.suppress(StateError, RedisError, OSError):
             holder = await self.scheduler.leases.holder(feed)
             if holder is not None and holder[0] == self.scheduler.leases.owner:
-                self.scheduler.poll_now(feed)
+                self._poke(feed)
 
     async def _relayed(self) -> None:
         """Poll the feeds other processes relay, when this one holds their lease."""

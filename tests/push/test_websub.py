@@ -311,6 +311,35 @@ async def test_link_header_discovery_and_unsigned_or_empty_notifications_poll(
         await wait_until(again, timeout=5, what="a poll after an empty notification")
 
 
+async def test_a_push_during_the_feeds_running_turn_is_taken_right_after_it(
+        redis_client: aioredis.Redis, feed_server: FeedServer,
+        webhook_receiver: WebhookReceiver, hub: Hub) -> None:
+    """A notification while the feed's turn runs (a slow fetch): APScheduler skips the turn
+    asked for (one instance per feed); it is asked for again, and the pushed body diffed as
+    soon as the running turn ends, not an interval later."""
+    self_url = feed_server.url("/summit")
+    feed_server.set("/summit", atom(ITEMS, hub=hub.url("/hub"), self_url=self_url),
+                    content_type="application/atom+xml")
+    config = parse_config(config_for(feed_server, webhook_receiver, port=free_port()))
+    async with node(config, redis_client) as n:
+        state = await verified(redis_client)
+        await wait_until(lambda: _true(next_run_in(n) > 30), timeout=5, what="baseline done")
+        feed_server.set("/summit", atom(ITEMS, hub=hub.url("/hub"), self_url=self_url),
+                        content_type="application/atom+xml", delay=1.0)
+        callback = f"http://127.0.0.1:{n.port}/websub/{state['token']}"
+        assert await asyncio.to_thread(post, callback, b"", {}) == 202  # a slow poll starts
+        await wait_until(lambda: _true(feed_server.count("/summit") == 2), timeout=5,
+                         what="the slow fetch under way")
+        body = atom([*ITEMS, SCOOP], hub=hub.url("/hub"), self_url=self_url).encode()
+        assert await asyncio.to_thread(hub.publish, self_url, body) == [202]
+
+        async def alerted() -> bool:
+            return alerts(webhook_receiver) == ["urn:lw:p2"]
+
+        await wait_until(alerted, timeout=6, what="the push taken after the running turn")
+        assert feed_server.count("/summit") == 2  # the pushed body, not another fetch
+
+
 async def test_forged_signature_is_ignored(
         redis_client: aioredis.Redis, feed_server: FeedServer,
         webhook_receiver: WebhookReceiver, hub: Hub) -> None:
