@@ -52,6 +52,7 @@ from monitor.ops.runtime import connect_redis
 from monitor.poll.poller import Poller
 from monitor.poll.role import make_state
 from monitor.sources import parse_document
+from monitor.sources.sandbox import parsing_processes, use_processes
 from tests.service import run_until_empty
 from workers.channels import ChannelSet
 from workers.consume.consumer import Consumer
@@ -75,6 +76,11 @@ class Figures:
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_all() -> float:
+    """This process's CPU and its parsing processes' (alive: not in RUSAGE_CHILDREN yet)."""
+    return _cpu() + sum(_process_cpu(pid) for pid in parsing_processes())
 
 
 def _peak_rss_mb() -> float:
@@ -198,6 +204,8 @@ class Options:
     profile: str | None
     in_order: bool = False
     farm_pid: int = 0
+    burst: int = 0
+    parse_processes: int = 0
 
 
 def _process_cpu(pid: int) -> float:
@@ -238,6 +246,7 @@ async def _wait_for_farm(control: httpx.AsyncClient, base: str) -> None:
 
 async def _run(base: str, options: Options, rs: EmbeddedRedis) -> None:
     feeds = options.feeds
+    use_processes(options.parse_processes)
     profiler = Profiler(options.profile)
     async with httpx.AsyncClient(timeout=60) as control:
         await _wait_for_farm(control, base)
@@ -337,6 +346,12 @@ async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
             statuses.append((await pipeline.poller.poll(feed)).status)
 
     async def changes(until: float) -> None:
+        if options.burst:  # K consecutive feeds gain a post in the same second, each interval
+            while time.monotonic() < until:
+                await asyncio.sleep(interval)
+                added.extend((await control.post(f"{base}/_add",
+                                                 params={"k": options.burst})).json())
+            return
         per_second = len(feeds) * options.rate / interval
         owed = 0.0
         while time.monotonic() < until:
@@ -359,7 +374,7 @@ async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
     until = start + options.sustain
     lag_task = asyncio.create_task(ticker())
     adder = asyncio.create_task(changes(until - interval))  # the last posts get a poll too
-    wall, cpu, farm_cpu = time.perf_counter(), _cpu(), _process_cpu(options.farm_pid)
+    wall, cpu, farm_cpu = time.perf_counter(), _cpu_all(), _process_cpu(options.farm_pid)
     rounds = 0
     while time.monotonic() < until:
         base_time = start + rounds * interval
@@ -378,7 +393,7 @@ async def sustain(pipeline: Pipeline, control: httpx.AsyncClient, base: str,
     if in_flight:
         await asyncio.wait(in_flight)
     await asyncio.sleep(3)  # the worker delivers the last events
-    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    wall, cpu = time.perf_counter() - wall, _cpu_all() - cpu
     farm_cpu = _process_cpu(options.farm_pid) - farm_cpu
     stop.set()
     await worker
@@ -411,12 +426,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.05,
                         help="share of polls that find a new post (sustained)")
     parser.add_argument("--profile", default=None, help="cProfile output file")
+    parser.add_argument("--burst", type=int, default=0,
+                        help="hold: instead of --rate, K consecutive feeds gain a post at once "
+                             "every interval (with --in-order they are polled back to back)")
+    parser.add_argument("--parse-processes", type=int, default=0,
+                        help="parse in N processes, as the service does (0: threads)")
     parser.add_argument("--in-order", action="store_true",
                         help="hold: poll feeds in index order, so each second's changed feeds "
                              "are polled back to back (a burst)")
     args = parser.parse_args()
     run(Options(args.feeds, args.changed, args.raw, args.sustain, args.interval, args.rate,
-                args.profile, args.in_order))
+                args.profile, args.in_order, burst=args.burst,
+                parse_processes=args.parse_processes))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ here, so `monitor.config.models` names every configuration model.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,7 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    PlainValidator,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -138,6 +140,14 @@ def _not_above_interval(value: float | None, info: ValidationInfo) -> float | No
     return value
 
 
+def _processes(value: object) -> int | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 64:
+        return value
+    raise ValueError(f"expected an integer from 0 to 64 or `auto`, not {value!r}")
+
+
 class FetchSettings(Model):
     """Limits on what one fetch may take and where it may connect (README "Security")."""
 
@@ -148,6 +158,16 @@ class FetchSettings(Model):
     parse_timeout: Duration = 10.0
     #: Element nesting an HTML page may have before it is refused unparsed.
     max_html_depth: Annotated[int, Field(ge=64, le=100_000)] = 5000
+    #: Processes that parse changed documents for the pollers ("auto": one per core, none on
+    #: one core; 0: parse in threads of the poller's process).
+    parse_processes: Annotated[int | Literal["auto"], PlainValidator(_processes)] = "auto"
+
+    def parsers(self) -> int:
+        """The number of parsing processes to run."""
+        if self.parse_processes != "auto":
+            return self.parse_processes
+        cores = os.cpu_count() or 1
+        return cores if cores > 1 else 0
     #: False: refuse loopback, private, link-local, CGNAT, NAT64 … addresses (multi-tenant).
     allow_private_networks: bool = True
     #: Hosts (as written in feed URLs) exempt from the private-network check.

@@ -18,6 +18,7 @@ from monitor.poll.poller import Poller
 from monitor.poll.scheduler import FeedScheduler
 from monitor.poll.state import FeedState
 from monitor.push.websub import WebSubSubscriber
+from monitor.sources.sandbox import stop_processes, use_processes
 
 if TYPE_CHECKING:
     from monitor.ops.control import Control
@@ -36,6 +37,17 @@ async def run_pollers(config: Config, client: aioredis.Redis, stop: asyncio.Even
                       shutdown_timeout: float = 10.0, *, control: Control | None = None) -> None:
     """Poll every enabled feed on its schedule until `stop` is set. With `control`, readiness
     requires a running scheduler and a reload reconciles the jobs."""
+    # changed documents parsed off this interpreter; the processes start (and are checked)
+    # off the event loop, which other roles of this process share
+    await asyncio.to_thread(use_processes, config.fetch.parsers())
+    try:
+        await _poll_until_stopped(config, client, stop, shutdown_timeout, control)
+    finally:
+        stop_processes()
+
+
+async def _poll_until_stopped(config: Config, client: aioredis.Redis, stop: asyncio.Event,
+                              shutdown_timeout: float, control: Control | None) -> None:
     async with Fetcher.from_config(config) as fetcher:
         state = make_state(config, client)
         scheduler = FeedScheduler(config, Poller(config, state, fetcher))

@@ -101,6 +101,9 @@ class FeedScheduler:
         self._held: dict[str, _Held] = {}
         #: feed -> a pushed document its next turn diffs instead of fetching (`poll_now`)
         self._pushed: dict[str, FetchResult] = {}
+        #: Feeds whose turn is running, and those of them asked to poll again once it ends.
+        self._turning: set[str] = set()
+        self._again: set[str] = set()
         self._stopping = False
         #: Turns in progress at once (lease, poll, keep): as many as the fetcher runs, so a
         #: burst of due feeds waits here, before taking leases and Redis connections.
@@ -187,15 +190,20 @@ class FeedScheduler:
     def poll_now(self, name: str, pushed: FetchResult | None = None, *,
                  only_if_held: bool = False) -> bool:
         """Run the turn of feed `name` at once (a WebSub notification): diff `pushed` if
-        given, else fetch as usual. With `only_if_held`, only when this poller holds the
-        feed's lease from its last turn. False when nothing was started (unknown or
-        disabled feed, not held, stopping)."""
+        given, else fetch as usual; asked while the feed's turn runs, the turn runs again
+        right after it. With `only_if_held`, only when this poller holds the feed's lease
+        (from its last turn, or for the turn running). False when nothing was started
+        (unknown or disabled feed, not held, stopping)."""
         job = self.scheduler.get_job(name) if self.scheduler.running else None
-        if job is None or self._stopping or (only_if_held and name not in self._held):
+        held = name in self._held or name in self._turning  # a running turn holds it too
+        if job is None or self._stopping or (only_if_held and not held):
             return False
         if pushed is not None:
             self._pushed[name] = pushed
-        job.modify(next_run_time=datetime.now(UTC))
+        if name in self._turning:  # APScheduler would skip it (max_instances): run it after
+            self._again.add(name)
+        else:
+            job.modify(next_run_time=datetime.now(UTC))
         return True
 
     async def _run(self, feed: FeedSettings) -> None:
@@ -204,6 +212,7 @@ class FeedScheduler:
         task = asyncio.current_task()
         assert task is not None
         self.in_flight.add(task)
+        self._turning.add(feed.name)
         try:
             async with self._turns:
                 if not self._stopping:
@@ -214,6 +223,14 @@ class FeedScheduler:
             # cut short by shutdown (said once, by `shutdown`): nothing for APScheduler to log
         finally:
             self.in_flight.discard(task)
+            self._turning.discard(feed.name)
+            if feed.name in self._again:  # a push arrived during this turn: its turn next
+                self._again.discard(feed.name)
+                # after APScheduler has counted this run as ended (its done callbacks, queued
+                # when this coroutine returns), else it would skip that turn too
+                loop = asyncio.get_running_loop()
+                name = feed.name
+                loop.call_soon(lambda: loop.call_soon(self.poll_now, name))
 
     async def _turn(self, feed: FeedSettings) -> None:
         pushed = self._pushed.pop(feed.name, None)

@@ -28,7 +28,6 @@ import aiohttp
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from redis.exceptions import RedisError
 from yarl import URL
 
@@ -56,9 +55,6 @@ RETRY_MAX = 3600.0
 UNSUBSCRIBE_ATTEMPTS = 5
 #: A wrongly signed notification is logged at most once per feed in this many seconds.
 FORGED_LOG_EVERY = 60.0
-#: A turn asked for while the feed's previous turn still runs is skipped by APScheduler
-#: (`max_instances=1`); it is asked for again this much later, within the poll budget.
-RETRY_SKIPPED = 0.2
 
 _UNSEEN = object()
 
@@ -94,8 +90,6 @@ class WebSubSubscriber:
         self._stop = asyncio.Event()
         self._gate = asyncio.Semaphore(16)
         #: feed -> time.monotonic() until which a skipped turn is asked for again
-        self._poked: dict[str, float] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -122,8 +116,6 @@ class WebSubSubscriber:
                 await self.stop()
                 raise StateError(f"cannot listen on {self.settings.listen}: {exc}") from exc
             log.info("websub callback server listening", listen=self.settings.listen)
-        self._loop = asyncio.get_running_loop()
-        self.scheduler.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self._loops = [asyncio.create_task(self._maintain()), asyncio.create_task(self._relayed())]
         with contextlib.suppress(StateError):
             await self._queue_removed(self.config)
@@ -131,9 +123,6 @@ class WebSubSubscriber:
     async def stop(self) -> None:
         """Stop the loops and the server (subscriptions stay: a restart goes on with them)."""
         self._stop.set()
-        if self._loop is not None:
-            self.scheduler.scheduler.remove_listener(self._skipped)
-            self._loop = None
         for task in [*self._loops, *self._tasks]:
             task.cancel()
         for task in [*self._loops, *self._tasks]:
@@ -409,25 +398,8 @@ class WebSubSubscriber:
 
     def _poke(self, feed: str, pushed: FetchResult | None = None, *,
               only_if_held: bool = False) -> bool:
-        """`poll_now`, remembering for a poll budget that a skipped turn is to be retried."""
-        if not self.scheduler.poll_now(feed, pushed, only_if_held=only_if_held):
-            return False
-        settings = self._feed(feed)
-        budget = self.scheduler.poll_budget(settings) if settings is not None else 10.0
-        self._poked[feed] = time.monotonic() + budget
-        return True
-
-    def _skipped(self, event: JobSubmissionEvent) -> None:
-        """APScheduler skipped a turn (the feed's last one still runs): if it was ours, ask
-        again shortly (the pushed document waits in the scheduler for that turn)."""
-        feed = str(event.job_id)
-        if self._loop is not None and self._poked.get(feed, 0.0) > time.monotonic():
-            self._loop.call_soon_threadsafe(self._loop.call_later, RETRY_SKIPPED,
-                                            self._poke_again, feed)
-
-    def _poke_again(self, feed: str) -> None:
-        if not self._stop.is_set() and self._poked.get(feed, 0.0) > time.monotonic():
-            self.scheduler.poll_now(feed)
+        """`poll_now` (a turn running now is followed by another: the scheduler's)."""
+        return self.scheduler.poll_now(feed, pushed, only_if_held=only_if_held)
 
     async def _dispatch(self, feed: str, pushed: FetchResult | None) -> None:
         """Poll `feed` here if this poller holds its lease, or nobody does; else have the

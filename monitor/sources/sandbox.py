@@ -1,20 +1,29 @@
-"""The parse-time guard: parsing runs in a worker thread with a deadline.
+"""The parse-time guard: parsing runs off the event loop with a deadline, in parsing
+processes when the service runs them (`use_processes`; `fetch.parse_processes`), else in
+worker threads (the tools: one parse is not worth starting a process).
 
-A thread cannot be killed, so the deadline only frees the poll ("parse took longer than
-10s"); what bounds the thread itself is its input (`defaults.max_body`, the entry cap and the
-nesting limits of `monitor.sources.guards`). While a timed-out parse of a feed is still running,
-the next poll of that feed fails at once instead of starting a second one, so one hostile feed
-occupies at most one parsing thread. Parsers' own crashes (RecursionError, an unexpected
-exception in a library) become a ParseError for that feed, never a crashed poller.
+In a process, a parse holds neither the service's interpreter (the event loop, the worker's
+deliveries and the other polls go on at full speed while a burst of changed documents is
+parsed) nor its memory, and a parse past its deadline is killed: the pool is replaced (its
+other parses are submitted again to the new one) and the process exits whatever the parser
+was doing. A thread cannot be killed, so there the deadline only frees the poll ("parse took
+longer than 10s"); what bounds the thread itself is its input (`defaults.max_body`, the entry
+cap and the nesting limits of `monitor.sources.guards`). While a timed-out parse of a feed is
+still running, the next poll of that feed fails at once instead of starting a second one, so
+one hostile feed occupies at most one parsing thread. Parsers' own crashes (RecursionError,
+an unexpected exception in a library) become a ParseError for that feed, never a crashed
+poller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import structlog
@@ -28,14 +37,104 @@ _EXECUTOR = concurrent.futures.ThreadPoolExecutor(
     max_workers=min(32, (os.cpu_count() or 1) + 4), thread_name_prefix="livewatch-parse")
 #: Parses that outlived their deadline, by feed.
 _orphans: dict[str, concurrent.futures.Future[Any]] = {}
-#: Every parse submitted and not finished yet -> its feed (what shutdown would wait for).
+#: Every parse submitted to a thread and not finished yet -> its feed (what shutdown would
+#: wait for).
 _running: dict[concurrent.futures.Future[Any], str] = {}
+#: The same for parses in parsing processes (stopped with them).
+_in_processes: dict[concurrent.futures.Future[Any], str] = {}
+
+
+class _Processes:
+    """The parsing processes of a service (forkserver: no fork of a threaded process)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.pool = self._new()
+
+    def _new(self) -> concurrent.futures.ProcessPoolExecutor:
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.count, mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_warm)
+
+    def replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Kill the processes of `broken` (a parse in it outlived its deadline) and start a
+        new pool, unless that was done already."""
+        if broken is not self.pool:
+            return
+        self.pool = self._new()
+        _kill(broken)
+
+    def close(self) -> None:
+        _kill(self.pool)
+
+
+_processes: _Processes | None = None
+#: Seconds parsing processes may take to start and import the parsers.
+_START_TIMEOUT = 30.0
+
+
+def use_processes(count: int) -> None:
+    """Parse in `count` processes from now on (0: in threads again); the service calls it."""
+    global _processes
+    if _processes is not None:
+        _processes.close()
+    _processes = _Processes(count) if count > 0 else None
+    if _processes is None:
+        return
+    # Start them now, not at the first changed document, and make sure they can parse: a
+    # process that cannot start (a main module it cannot import again, no /dev/shm) would fail
+    # every parse; then parse in threads, said once.
+    warming = [_processes.pool.submit(_warm) for _ in range(count)]
+    try:
+        for future in warming:
+            future.result(timeout=_START_TIMEOUT)
+    except Exception as exc:  # whatever stops them, threads still work
+        structlog.get_logger("livewatch.sandbox").warning(
+            "parsing processes could not start; parsing in threads",
+            error=f"{type(exc).__name__}: {exc}"[:300])
+        _processes.close()
+        _processes = None
+
+
+def parsing_processes() -> list[int]:
+    """The process ids of the parsing processes running now (benchmarks count their CPU)."""
+    if _processes is None:
+        return []
+    return [p.pid for p in (getattr(_processes.pool, "_processes", None) or {}).values()
+            if p.pid is not None]
+
+
+def stop_processes() -> None:
+    """Kill the parsing processes (at shutdown: a parse still running is abandoned, said
+    once)."""
+    stuck = sorted({feed for future, feed in list(_in_processes.items()) if not future.done()})
+    if _processes is not None and stuck:
+        structlog.get_logger("livewatch.sandbox").warning(
+            "stopping the parsing processes with a parse still running; it is abandoned",
+            feeds=stuck)
+    use_processes(0)
+
+
+def _kill(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    # The executor has no way to stop a running task: kill its processes (private, stable
+    # since 3.8), then let it clean up without waiting for them.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _warm() -> None:
+    """Import the parsers in a new parsing process before its first document."""
+    import monitor.sources  # noqa: F401
 
 
 async def guarded_parse(feed: str, timeout: float, func: Callable[..., T], *args: object,
                         **kwargs: object) -> T:
-    """`func(*args, **kwargs)` in a parsing thread; ParseError after `timeout` seconds, when
-    the previous parse of `feed` is still running, or when the parser itself crashes."""
+    """`func(*args, **kwargs)` in a parsing process (`use_processes`) or thread; ParseError
+    after `timeout` seconds, when the previous parse of `feed` is still running (threads),
+    or when the parser itself crashes."""
+    if _processes is not None:
+        return await _in_process(_processes, feed, timeout, func, args, kwargs)
     orphan = _orphans.get(feed)
     if orphan is not None:
         if not orphan.done():
@@ -52,8 +151,33 @@ async def guarded_parse(feed: str, timeout: float, func: Callable[..., T], *args
         raise ParseError(f"parse took longer than {timeout:g}s") from exc
 
 
+async def _in_process(processes: _Processes, feed: str, timeout: float,
+                      func: Callable[..., T], args: tuple[object, ...],
+                      kwargs: dict[str, object]) -> T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    for _attempt in range(2):  # again in a new pool when another parse's kill broke this one
+        pool = processes.pool
+        try:
+            future = pool.submit(_call, func, args, kwargs)
+        except (BrokenProcessPool, RuntimeError):  # replaced (shut down) meanwhile
+            continue
+        _in_processes[future] = feed
+        future.add_done_callback(_finished)
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await asyncio.wrap_future(future)
+        except TimeoutError as exc:
+            processes.replace(pool)
+            raise ParseError(f"parse took longer than {timeout:g}s (stopped)") from exc
+        except BrokenProcessPool:
+            processes.replace(pool)  # a parsing process died (killed, out of memory)
+    raise ParseError("the parsing processes kept failing")
+
+
 def _finished(future: concurrent.futures.Future[Any]) -> None:
     _running.pop(future, None)
+    _in_processes.pop(future, None)
 
 
 def running_parses() -> list[str]:

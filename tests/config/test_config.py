@@ -65,6 +65,10 @@ BAD_CONFIGS = [
         """), None, "feeds[0].interval", "invalid duration '5x'"),
     ("zero-duration", "defaults: {interval: 0s}\n", None,
      "defaults.interval", "greater than zero"),
+    ("parse-processes-negative", "fetch: {parse_processes: -1}\n", None,
+     "fetch.parse_processes", "an integer from 0 to 64 or `auto`, not -1"),
+    ("parse-processes-word", "fetch: {parse_processes: many}\n", None,
+     "fetch.parse_processes", "not 'many'"),
     ("min-interval-above-interval", "defaults: {interval: 30s, min_interval: 1m}\n", None,
      "defaults.min_interval", "min_interval (60s) is longer than interval (30s)"),
     ("feed-min-interval-above-its-interval", cfg("""
@@ -602,3 +606,15 @@ def test_example_config_shows_the_documented_shape() -> None:
     assert {c.type for c in config.channels} == {"webhook", "email"}
     assert config.workers == Config().workers
     assert config.state == Config().state
+
+
+def test_parse_processes_auto_is_one_per_core_and_none_on_one_core(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.config import models
+    fetch = models.FetchSettings()
+    assert fetch.parse_processes == "auto"
+    monkeypatch.setattr(models.os, "cpu_count", lambda: 4)
+    assert fetch.parsers() == 4
+    monkeypatch.setattr(models.os, "cpu_count", lambda: 1)
+    assert fetch.parsers() == 0
+    assert models.FetchSettings(parse_processes=3).parsers() == 3

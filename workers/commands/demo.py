@@ -79,6 +79,18 @@ class LiveBlog:
     def __init__(self) -> None:
         self.posts: dict[str, Post] = {}
         self.lock = threading.Lock()
+        #: Set once the blog has been fetched (the baseline): the script starts then.
+        self.watched = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self) -> None:
+        """From now on, a fetch (in the server's thread) sets `watched` on this event loop."""
+        self._loop = asyncio.get_running_loop()
+
+    def fetched(self) -> None:
+        """Called by the server's thread for each fetch."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.watched.set)
 
     def apply(self, action: str, guid: str, title: str, html: str) -> None:
         """Add a post, or replace the text of an existing one."""
@@ -115,6 +127,7 @@ def _handler(blog: LiveBlog, secret: bytes) -> type[BaseHTTPRequestHandler]:
                 return
             port = self.server.server_address[1]  # type: ignore[index]
             body = blog.rss(f"http://127.0.0.1:{port}")
+            blog.fetched()
             self.send_response(200)
             self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
@@ -160,6 +173,8 @@ workers: {{claim_idle: 5s, retry_schedule: [200ms, 1s, 5s]}}
 
 
 async def _play(blog: LiveBlog, every: float) -> None:
+    # The script's clock starts at the first poll: posts before it would be in the baseline.
+    await blog.watched.wait()
     for action, guid, title, html in SCRIPT[1:]:
         await asyncio.sleep(every)
         blog.apply(action, guid, title, html)
@@ -201,6 +216,7 @@ async def _main(config: Any, blog: LiveBlog, every: float, duration: float | Non
     if duration is not None:
         asyncio.get_running_loop().call_later(duration, stop.set)
     async with connect_redis(config) as client:
+        blog.watch()
         player = asyncio.create_task(_play(blog, every))
         try:
             await run_all(config, client, stop)
