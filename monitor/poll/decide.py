@@ -42,6 +42,9 @@ class Snapshot:
     #: A live blog's `coverageEndTime` (epoch seconds) as last parsed, for polls that do not
     #: parse the page (304 or an unchanged body).
     coverage_end: float | None = None
+    #: When a poll last found a new or edited entry (epoch seconds; recorded with its plan by
+    #: `FeedState.apply`): how hot the feed is, for whichever poller has it next.
+    last_post: float | None = None
 
     @classmethod
     def read(cls, meta: dict[str, str], fingerprints: dict[str, str] | None = None) -> Snapshot:
@@ -52,6 +55,7 @@ class Snapshot:
             body_hash=meta.get("body_hash"), identity=meta.get("identity") or "id",
             max_events=int(meta.get("max_events") or 0),
             coverage_end=float(meta["coverage_end"]) if meta.get("coverage_end") else None,
+            last_post=float(meta["last_post"]) if meta.get("last_post") else None,
         )
 
 
@@ -146,10 +150,17 @@ def plan_document(snapshot: Snapshot, document: ParsedDocument, *, backfill: int
                 flood=flood, would_emit=would_emit, churned=churned, coverage_end=coverage_end)
 
 
+def posted(plan: Plan) -> bool:
+    """Whether `plan` records a post (a new or edited entry after the baseline, alerting or
+    not): its commit then records `last_post`."""
+    return bool(plan.changes) and not plan.baseline
+
+
 def snapshot_after(snapshot: Snapshot, plan: Plan, result: FetchResult,
-                   appended: int) -> Snapshot:
-    """The feed's snapshot once `plan` is applied (`appended` events), without fingerprints:
-    what the poller holding the feed's lease knows at its next turn without reading Redis."""
+                   appended: int, now: float | None = None) -> Snapshot:
+    """The feed's snapshot once `plan` is applied at `now` (`appended` events), without
+    fingerprints: what the poller holding the feed's lease knows at its next turn without
+    reading Redis."""
     if plan.validators == "keep":
         return snapshot
     if plan.validators == "touch":
@@ -159,7 +170,8 @@ def snapshot_after(snapshot: Snapshot, plan: Plan, result: FetchResult,
     return Snapshot(baselined=True, fingerprints={}, etag=result.etag,
                     last_modified=result.last_modified, body_hash=result.body_hash,
                     identity=plan.meta.get("identity", snapshot.identity),
-                    max_events=max_events, coverage_end=plan.coverage_end)
+                    max_events=max_events, coverage_end=plan.coverage_end,
+                    last_post=now if now is not None and posted(plan) else snapshot.last_post)
 
 
 def churning(changes: Sequence[Change], known: Collection[str] | None = None) -> bool:

@@ -171,7 +171,7 @@ class Poller:
         if plan.flood:
             log.warning("flood breaker tripped", feed=feed.name, events=plan.would_emit,
                         previous_max=snapshot.max_events)
-        after = snapshot_after(snapshot, plan, result, applied.appended) if applied.held \
+        after = snapshot_after(snapshot, plan, result, applied.appended, now) if applied.held \
             else None
         return PollOutcome(
             feed.name, planned.status, new=applied.new, updated=applied.updated,

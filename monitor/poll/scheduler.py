@@ -254,6 +254,7 @@ class FeedScheduler:
                 return
             snapshot = Snapshot.read(lease.meta or {})
         assert lease is not None
+        self._remember_post(feed, snapshot)
         sent = time.monotonic()
         keeps: list[Keep | None] = []
 
@@ -304,6 +305,16 @@ class FeedScheduler:
         except StateError as exc:  # the lease expires by itself
             log.warning("could not keep the feed's lease", feed=lease.feed,
                         error=str(exc))
+
+    def _remember_post(self, feed: FeedSettings, snapshot: Snapshot) -> None:
+        """Take the feed's last post from its recorded state (another poller's, or this one's
+        before a restart), so a hot live blog stays hot when it changes hands."""
+        if snapshot.last_post is None:
+            return
+        pace = self._pace.setdefault(feed.name, _Pace())
+        posted = time.monotonic() - max(time.time() - snapshot.last_post, 0.0)
+        if pace.last_post is None or posted > pace.last_post:
+            pace.last_post = posted
 
     def delay_after(self, feed: FeedSettings, outcome: PollOutcome) -> float:
         """Seconds until the next poll of `feed`, given the outcome of the last one."""

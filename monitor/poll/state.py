@@ -25,7 +25,7 @@ from redis.exceptions import NoScriptError, RedisError
 from monitor.core import keys
 from monitor.core.errors import StateError
 from monitor.core.models import Event, Notice
-from monitor.poll.decide import Plan, Snapshot, failing_notice, recovered_notice
+from monitor.poll.decide import Plan, Snapshot, failing_notice, posted, recovered_notice
 
 if TYPE_CHECKING:
     from monitor.poll.lease import Keep, Lease
@@ -225,6 +225,8 @@ class FeedState:
                    lease: tuple[str, int, int, float | str]) -> list[Any]:
         """apply.lua's arguments for `plan` (see its header)."""
         meta = list(plan.meta.items())
+        if posted(plan):  # the feed is hot (monitor.poll.cadence)
+            meta.append(("last_post", repr(now)))
         args: list[Any] = [
             "1" if plan.baseline else "0", self.max_entries, self.stream_maxlen,
             etag or "", last_modified or "", body_hash,

@@ -297,3 +297,39 @@ feeds:
     times = [t for path, t in feed_server.stamps if path == "/live"]
     assert times[1] - times[0] > 2.5  # the interval
     assert max(b - a for a, b in itertools.pairwise(times[2:])) < 1.0
+
+
+async def test_a_hot_feed_stays_hot_under_a_new_poller(
+        redis_client: aioredis.Redis, feed_server: FeedServer) -> None:
+    """The last post is recorded with the feed's state: a poller that takes the feed over (or
+    the same one restarted) polls it at `min_interval` from its first turn."""
+    items = [Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]
+    feed_server.set("/live", rss(items))
+    config = parse_config(f"""
+redis: {{url: "redis://127.0.0.1:1/0"}}
+defaults: {{interval: 3s, min_interval: 0.4s, hot_for: 1m, jitter: 0s, timeout: 2s}}
+feeds:
+  - {{name: live, url: "{feed_server.url('/live')}"}}
+""")
+    async with Fetcher(user_agent="test") as fetcher:
+        first = FeedScheduler(config, Poller(config, make_state(config, redis_client), fetcher))
+        first.start()
+        try:
+            await wait_until(lambda: _true(feed_server.count("/live") == 1), what="baseline")
+            items.append(Item("p2", "Speech", "<p>The chair opens the summit.</p>", 2))
+            feed_server.set("/live", rss(items))
+            await wait_until(lambda: _has_events(redis_client, ["p2"]), timeout=6,
+                             what="the post")
+        finally:
+            await first.shutdown(2)  # releases the lease: the next poller takes the feed
+        meta = await redis_client.hgetall(keys.meta("live"))
+        assert float(meta["last_post"]) > 0
+        second = FeedScheduler(config, Poller(config, make_state(config, redis_client),
+                                              fetcher))
+        taken = feed_server.count("/live")
+        second.start()
+        try:
+            await wait_until(lambda: _true(feed_server.count("/live") >= taken + 4),
+                             timeout=3, what="polls at min_interval under the new poller")
+        finally:
+            await second.shutdown(2)

@@ -111,10 +111,10 @@ async def test_the_applied_plan_is_the_state_in_redis(
                              now=1.0e9)
         applied = await state.apply("live", url, plan, etag=result.etag,
                                     last_modified=result.last_modified,
-                                    body_hash=result.body_hash)
+                                    body_hash=result.body_hash, now=1.0e9)
         assert applied.appended == plan.emitted
         after = await state.load("live")
-        assert snapshot_after(before, plan, result, applied.appended) == \
+        assert snapshot_after(before, plan, result, applied.appended, 1.0e9) == \
             type(after)(**{**{f: getattr(after, f) for f in after.__slots__},
                            "fingerprints": {}})
         assert after.fingerprints == {**before.fingerprints,
