@@ -104,8 +104,9 @@ class Poller:
                     fence: int | None, pushed: FetchResult | None = None) -> PollOutcome:
         snapshot = turn.snapshot if turn is not None else \
             await self.state.load(feed.name, fingerprints=False)
-        if pushed is not None:
-            result = pushed
+        if pushed is not None:  # the validators of the last fetch stay: the next one is cheap
+            result = replace(pushed, etag=pushed.etag or snapshot.etag,
+                             last_modified=pushed.last_modified or snapshot.last_modified)
         else:
             with metrics.FETCH_SECONDS.time():
                 result = await self.fetcher.fetch(

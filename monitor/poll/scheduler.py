@@ -65,6 +65,9 @@ def _on_grid(when: datetime) -> datetime:
 HOLD_MARGIN = 5.0
 #: A lease held from the last turn is used without Redis only with this many seconds left.
 HOLD_LEFT = 1.0
+#: Seconds a fetch asked for by a notification waits after the feed's last turn, for feeds
+#: without `min_interval` (`FeedScheduler.poll_now`).
+PUSH_FLOOR = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,10 @@ class FeedScheduler:
         #: Feeds whose turn is running, and those of them asked to poll again once it ends.
         self._turning: set[str] = set()
         self._again: set[str] = set()
+        #: feed -> time.monotonic() of the last fetch `poll_now` asked for (it paces them),
+        #: and until when the feed backs off after failures
+        self._asked: dict[str, float] = {}
+        self._backoff: dict[str, float] = {}
         self._stopping = False
         #: Turns in progress at once (lease, poll, keep): as many as the fetcher runs, so a
         #: burst of due feeds waits here, before taking leases and Redis connections.
@@ -172,6 +179,8 @@ class FeedScheduler:
                 self.scheduler.remove_job(name)
             self._pace.pop(name, None)
             self._held.pop(name, None)
+            self._asked.pop(name, None)
+            self._backoff.pop(name, None)
         for name in sorted(after.keys() - before.keys()):
             self._add(after[name])
         for name in changed:
@@ -193,17 +202,39 @@ class FeedScheduler:
         given, else fetch as usual; asked while the feed's turn runs, the turn runs again
         right after it. With `only_if_held`, only when this poller holds the feed's lease
         (from its last turn, or for the turn running). False when nothing was started
-        (unknown or disabled feed, not held, stopping)."""
+        (unknown or disabled feed, not held, stopping).
+
+        Fetches asked for this way are paced: at most one per `min_interval` (`PUSH_FLOOR`
+        without one) and none while the feed backs off after failures (its Retry-After
+        included), so notifications, whoever sends them, cannot make livewatch hammer a
+        site; one asked for sooner runs when the floor ends. A pushed document is diffed at
+        once; a second one arriving before the first was diffed makes that turn a fetch
+        instead (it reads both)."""
         job = self.scheduler.get_job(name) if self.scheduler.running else None
         held = name in self._held or name in self._turning  # a running turn holds it too
         if job is None or self._stopping or (only_if_held and not held):
             return False
-        if pushed is not None:
+        when = datetime.now(UTC)
+        if pushed is not None and name not in self._pushed:
             self._pushed[name] = pushed
+        elif pushed is not None:  # two pushes before one turn: fetch once, for both
+            del self._pushed[name]
+        else:  # at most one fetch per floor, none during a backoff
+            now = time.monotonic()
+            last = self._asked.get(name)
+            if last is not None and last > now:  # one is due already: it answers this too
+                return True
+            feed = next((f for f in self.config.feeds if f.name == name), None)
+            floor = self._push_floor(feed) if feed is not None else PUSH_FLOOR
+            earliest = max(now, self._backoff.get(name, 0.0),
+                           last + floor if last is not None else 0.0)
+            if name not in self._turning:  # (else asked again, and paced, once it ends)
+                self._asked[name] = earliest
+            when += timedelta(seconds=earliest - now)
         if name in self._turning:  # APScheduler would skip it (max_instances): run it after
             self._again.add(name)
-        else:
-            job.modify(next_run_time=datetime.now(UTC))
+        elif job.next_run_time is None or _on_grid(when) < job.next_run_time:
+            job.modify(next_run_time=_on_grid(when))
         return True
 
     async def _run(self, feed: FeedSettings) -> None:
@@ -291,6 +322,10 @@ class FeedScheduler:
         if job is None:  # removed by a reload while polling
             return None
         delay = self.delay_after(feed, outcome)
+        if outcome.status == "error":
+            self._backoff[feed.name] = time.monotonic() + delay
+        else:
+            self._backoff.pop(feed.name, None)
         if abs(delay - self.config.interval(feed)) > 1e-6:  # else the trigger's own pace
             delay += random.uniform(0, min(self.config.jitter(feed), delay / 10))
             job.modify(next_run_time=_on_grid(datetime.now(UTC) + timedelta(seconds=delay)))
@@ -305,6 +340,13 @@ class FeedScheduler:
         except StateError as exc:  # the lease expires by itself
             log.warning("could not keep the feed's lease", feed=lease.feed,
                         error=str(exc))
+
+    def _push_floor(self, feed: FeedSettings) -> float:
+        """The least time between a turn and a fetch `poll_now` asks for: `min_interval` if
+        the feed has one, else `PUSH_FLOOR` (at most its interval)."""
+        if feed.min_interval or self.config.defaults.min_interval:
+            return self.config.min_interval(feed)
+        return min(PUSH_FLOOR, self.config.interval(feed))
 
     def _remember_post(self, feed: FeedSettings, snapshot: Snapshot) -> None:
         """Take the feed's last post from its recorded state (another poller's, or this one's

@@ -333,3 +333,31 @@ feeds:
                              timeout=3, what="polls at min_interval under the new poller")
         finally:
             await second.shutdown(2)
+
+
+async def test_fetches_asked_for_by_notifications_are_paced(
+        redis_client: aioredis.Redis, feed_server: FeedServer) -> None:
+    """A flood of `poll_now` (unsigned WebSub notifications are anyone's): one fetch at once,
+    then at most one per `min_interval`, never one per notification."""
+    feed_server.set("/live", rss([Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]))
+    config = parse_config(f"""
+redis: {{url: "redis://127.0.0.1:1/0"}}
+defaults: {{interval: 60s, min_interval: 1s, jitter: 0s, timeout: 2s}}
+feeds:
+  - {{name: live, url: "{feed_server.url('/live')}"}}
+""")
+    async with Fetcher(user_agent="test") as fetcher:
+        scheduler = FeedScheduler(config, Poller(config, make_state(config, redis_client),
+                                                 fetcher))
+        scheduler.start()
+        try:
+            await wait_until(lambda: _true(feed_server.count("/live") == 1), what="baseline")
+            await wait_until(lambda: _true("live" in scheduler._held), what="turn done")
+            started = asyncio.get_running_loop().time()
+            while asyncio.get_running_loop().time() - started < 2.5:
+                assert scheduler.poll_now("live")
+                await asyncio.sleep(0.02)  # a notification every 20 ms, for 2.5 s
+            fetched = feed_server.count("/live") - 1
+        finally:
+            await scheduler.shutdown(2)
+    assert 2 <= fetched <= 4, fetched  # ~1 per second, not 125
