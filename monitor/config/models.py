@@ -140,6 +140,11 @@ def _not_above_interval(value: float | None, info: ValidationInfo) -> float | No
     return value
 
 
+#: `parse_processes: auto` runs at most this many (60-70 MB each; a container on a large
+#: node sees all its cores).
+AUTO_PARSERS = 2
+
+
 def _processes(value: object) -> int | Literal["auto"]:
     if value == "auto":
         return "auto"
@@ -158,16 +163,17 @@ class FetchSettings(Model):
     parse_timeout: Duration = 10.0
     #: Element nesting an HTML page may have before it is refused unparsed.
     max_html_depth: Annotated[int, Field(ge=64, le=100_000)] = 5000
-    #: Processes that parse changed documents for the pollers ("auto": one per core, none on
-    #: one core; 0: parse in threads of the poller's process).
+    #: Processes that parse changed documents for the pollers ("auto": one per usable core up
+    #: to `AUTO_PARSERS`, none on one core; 0: parse in threads of the poller's process).
     parse_processes: Annotated[int | Literal["auto"], PlainValidator(_processes)] = "auto"
 
     def parsers(self) -> int:
         """The number of parsing processes to run."""
         if self.parse_processes != "auto":
             return self.parse_processes
-        cores = os.cpu_count() or 1
-        return cores if cores > 1 else 0
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
+        return min(cores, AUTO_PARSERS) if cores > 1 else 0
     #: False: refuse loopback, private, link-local, CGNAT, NAT64 … addresses (multi-tenant).
     allow_private_networks: bool = True
     #: Hosts (as written in feed URLs) exempt from the private-network check.

@@ -608,13 +608,13 @@ def test_example_config_shows_the_documented_shape() -> None:
     assert config.state == Config().state
 
 
-def test_parse_processes_auto_is_one_per_core_and_none_on_one_core(
+def test_parse_processes_auto_is_one_per_core_up_to_two_and_none_on_one_core(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from monitor.config import models
     fetch = models.FetchSettings()
     assert fetch.parse_processes == "auto"
-    monkeypatch.setattr(models.os, "cpu_count", lambda: 4)
-    assert fetch.parsers() == 4
-    monkeypatch.setattr(models.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(models.os, "sched_getaffinity", lambda _pid: set(range(32)))
+    assert fetch.parsers() == models.AUTO_PARSERS == 2  # not one per core of a large node
+    monkeypatch.setattr(models.os, "sched_getaffinity", lambda _pid: {0})
     assert fetch.parsers() == 0
     assert models.FetchSettings(parse_processes=3).parsers() == 3
