@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -31,6 +31,8 @@ class Verification:
     lease: int | None
     confirmed: bool
     at: float
+    #: The subscriber's response headers.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -43,7 +45,9 @@ class HubSubscription:
 
 class Hub(_Base):
     """`lease_seconds`: the lease granted (None: what was asked). `refuse`: answer this many
-    next requests 500. `verify`: False to accept requests and never verify them."""
+    next requests 500. `verify`: False to accept requests and never verify them. `status`: the
+    answer to a valid request (202). `redirect`: a path POSTs elsewhere are sent to (307).
+    `paths`: the path of each request."""
 
     def __init__(self) -> None:
         super().__init__(_HubHandler)
@@ -54,6 +58,9 @@ class Hub(_Base):
         self.lease_seconds: int | None = None
         self.refuse = 0
         self.verify = True
+        self.status = 202
+        self.redirect: str | None = None
+        self.paths: list[str] = []
         self._threads: list[threading.Thread] = []
 
     def requested(self, mode: str) -> list[dict[str, str]]:
@@ -101,14 +108,16 @@ class Hub(_Base):
             params["hub.lease_seconds"] = str(lease)
         sep = "&" if "?" in callback else "?"
         url = f"{callback}{sep}{urllib.parse.urlencode(params)}"
+        headers: dict[str, str] = {}
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 confirmed = response.status == 200 and response.read().decode() == challenge
+                headers = dict(response.headers.items())
         except (urllib.error.URLError, OSError):
             confirmed = False
         with self.lock:
             self.verifications.append(Verification(mode, topic, callback, lease, confirmed,
-                                                   time.monotonic()))
+                                                   time.monotonic(), headers))
             if confirmed and mode == "subscribe":
                 self.subscriptions[(topic, callback)] = HubSubscription(
                     topic, callback, form.get("hub.secret", ""),
@@ -141,17 +150,26 @@ class _HubHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         form = {k: v[0] for k, v in urllib.parse.parse_qs(self.rfile.read(length).decode(),
                                                           keep_blank_values=True).items()}
+        if hub.redirect is not None and self.path != hub.redirect:
+            with hub.lock:
+                hub.paths.append(self.path)
+            self.send_response(307)
+            self.send_header("Location", hub.redirect)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         with hub.lock:
+            hub.paths.append(self.path)
             hub.requests.append(form)
             refuse = hub.refuse > 0
             hub.refuse -= refuse
         valid = form.get("hub.mode") in ("subscribe", "unsubscribe") and \
             bool(form.get("hub.topic")) and bool(form.get("hub.callback"))
-        status = 500 if refuse else 202 if valid else 400
+        status = 500 if refuse else hub.status if valid else 400
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        if status == 202 and hub.verify:
+        if 200 <= status < 300 and hub.verify:
             thread = threading.Thread(target=hub._verify, args=(form,), daemon=True)
             hub._threads.append(thread)
             thread.start()

@@ -2,7 +2,8 @@
 
 Per feed a hash (`keys.websub`); the callback token -> feed index (`keys.WEBSUB_CALLBACKS`);
 and a sorted set of when each subscription next needs work (`keys.WEBSUB_DUE`), which a
-process claims by removing the feed from it (ZREM answers 1 to one process only).
+process claims by moving the feed's due time forward by a grace period (a Lua check-and-set:
+one process wins), so work lost to a crash or an error is due again after the grace.
 Every call raises `StateError` when Redis fails.
 """
 
@@ -38,6 +39,31 @@ elseif ARGV[2] ~= '' then
 end
 return 1
 """
+
+# KEYS: 1 the due set. ARGV: 1 feed, 2 now, 3 the new due time. 1 when claimed.
+_CLAIM = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if due and tonumber(due) <= tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# KEYS: 1 the subscription hash, 2 the callback index, 3 the due set. ARGV: 1 feed, 2 token,
+# 3 due time, 4.. field, value pairs. Creates the subscription only when the feed has none;
+# returns the stored hash's fields (flat) either way.
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+
+#: A claimed feed is due again this many seconds later unless its work reschedules it.
+CLAIM_GRACE = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +139,7 @@ class Subscriptions:
     async def save(self, sub: Subscription, *, due: float | None) -> None:
         """Write `sub` whole (and its callback index entry); schedule it at `due` (epoch
         seconds), or unschedule it when None."""
-        mapping: dict[Any, Any] = {"hub": sub.hub, "topic": sub.topic, "token": sub.token,
-                   "secret": sub.secret, "state": sub.state, "requested": sub.requested,
-                   "lease_seconds": repr(sub.lease_seconds),
-                   "lease_until": repr(sub.lease_until), "attempts": str(sub.attempts),
-                   "old_hub": sub.old_hub, "old_topic": sub.old_topic, "denied": sub.denied,
-                   "updated": repr(time.time())}
+        mapping: dict[Any, Any] = dict(_fields(sub))
 
         async def write() -> None:
             async with self.client.pipeline(transaction=True) as pipe:
@@ -131,6 +152,19 @@ class Subscriptions:
                 await pipe.execute()
 
         await self._call(write)
+
+    async def create(self, sub: Subscription, *, due: float) -> Subscription:
+        """Store `sub` scheduled at `due` unless the feed already has a subscription (two
+        pollers subscribing at once); the subscription stored, `sub` or the other one."""
+        flat: list[str] = []
+        for name, value in _fields(sub).items():
+            flat += [name, value]
+        stored = await self._call(lambda: self.client.eval(
+            _CREATE, 3, keys.websub(sub.feed), keys.WEBSUB_CALLBACKS, keys.WEBSUB_DUE,
+            sub.feed, sub.token, repr(due), *flat))
+        pairs = [str(v) for v in cast(list[Any], stored)]
+        found = Subscription.read(sub.feed, dict(zip(pairs[::2], pairs[1::2], strict=True)))
+        return found if found is not None else sub
 
     async def update(self, feed: str, fields: dict[str, str | float | int], *,
                      due: float | None = None, unschedule: bool = False) -> bool:
@@ -148,6 +182,15 @@ class Subscriptions:
     async def schedule(self, feed: str, due: float) -> None:
         """Have the feed's subscription looked at again at `due` (epoch seconds)."""
         await self._call(lambda: self.client.zadd(keys.WEBSUB_DUE, {feed: due}))
+
+    async def schedule_if_absent(self, feed: str, due: float) -> bool:
+        """Schedule the feed at `due` unless it is scheduled already (ZADD NX); True if so."""
+        added = await self._call(lambda: self.client.zadd(keys.WEBSUB_DUE, {feed: due}, nx=True))
+        return bool(added)
+
+    async def unschedule(self, feed: str) -> None:
+        """Drop the feed from the due set."""
+        await self._call(lambda: self.client.zrem(keys.WEBSUB_DUE, feed))
 
     async def remove(self, sub: Subscription) -> None:
         """Forget the subscription, its callback token and its schedule."""
@@ -167,6 +210,18 @@ class Subscriptions:
             keys.WEBSUB_DUE, "-inf", now, start=0, num=limit))
         return [str(feed) for feed in found]
 
-    async def claim(self, feed: str) -> bool:
-        """Take the feed's due work (True for one process only)."""
-        return bool(await self._call(lambda: self.client.zrem(keys.WEBSUB_DUE, feed)))
+    async def claim(self, feed: str, now: float | None = None) -> bool:
+        """Take the feed's due work (True for one process only): its due time moves
+        `CLAIM_GRACE` ahead, so it is due again if this process never reschedules it."""
+        at = time.time() if now is None else now
+        claimed = await self._call(lambda: self.client.eval(
+            _CLAIM, 1, keys.WEBSUB_DUE, feed, repr(at), repr(at + CLAIM_GRACE)))
+        return bool(claimed)
+
+
+def _fields(sub: Subscription) -> dict[str, str]:
+    return {"hub": sub.hub, "topic": sub.topic, "token": sub.token, "secret": sub.secret,
+            "state": sub.state, "requested": sub.requested,
+            "lease_seconds": repr(sub.lease_seconds), "lease_until": repr(sub.lease_until),
+            "attempts": str(sub.attempts), "old_hub": sub.old_hub, "old_topic": sub.old_topic,
+            "denied": sub.denied, "updated": repr(time.time())}

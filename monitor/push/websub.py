@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import re
 import secrets
 import time
 from collections.abc import Coroutine
@@ -55,8 +57,52 @@ RETRY_MAX = 3600.0
 UNSUBSCRIBE_ATTEMPTS = 5
 #: A wrongly signed notification is logged at most once per feed in this many seconds.
 FORGED_LOG_EVERY = 60.0
+#: "Redis unavailable" from the callback handlers is logged at most once in this long.
+STATE_LOG_EVERY = 60.0
+#: The callback server: idle keep-alive connections closed after this many seconds; a
+#: notification body not read within `BODY_TIMEOUT` is answered 408; at most
+#: `MAX_READING` bodies read at once (503 with Retry-After beyond); shutdown bounded.
+KEEPALIVE_TIMEOUT = 15.0
+BODY_TIMEOUT = 10.0
+MAX_READING = 16
+SHUTDOWN_TIMEOUT = 2.0
+#: A granted lease is clamped to [MIN_LEASE, MAX_LEASE] seconds.
+MIN_LEASE = 300.0
+MAX_LEASE = 30 * 86400.0
+#: A denied subscription is asked for again after this long.
+DENIED_RETRY = 86400.0
+#: Consecutive fetches with a body and no hub advertised before a feed is unsubscribed.
+NO_HUB_FETCHES = 3
+
+_LEASE = re.compile(r"[0-9]{1,12}")
 
 _UNSEEN = object()
+
+
+def granted_lease(value: str | None, *, floor: float = MIN_LEASE) -> float | None:
+    """The lease a hub granted (`hub.lease_seconds`, a positive integer), clamped to
+    [floor, MAX_LEASE]; None when absent or not such an integer (`inf`, `nan`, `-5`)."""
+    if value is None or not _LEASE.fullmatch(value) or int(value) <= 0:
+        return None
+    return min(max(float(int(value)), floor), MAX_LEASE)
+
+
+def may_send_secret(hub: str, policy: NetworkPolicy) -> bool:
+    """Whether `hub.secret` may go to `hub`: over https, or over http to a loopback or
+    private address (literal, or `localhost`) the network policy allows."""
+    url = urlsplit(hub)
+    if url.scheme == "https":
+        return True
+    host = (url.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        private = True
+    else:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        private = address.is_loopback or address.is_private
+    return private and policy.allow_private
 
 
 def backoff(attempts: int) -> float:
@@ -69,7 +115,9 @@ class WebSubSubscriber:
     `websub.listen` is set) takes verifications and notifications, a background loop renews
     and retries, a Redis subscription relays notifications to the feed's lease holder."""
 
-    def __init__(self, config: Config, client: aioredis.Redis, scheduler: FeedScheduler) -> None:
+    def __init__(self, config: Config, client: aioredis.Redis, scheduler: FeedScheduler, *,
+                 min_lease: float = MIN_LEASE, body_timeout: float = BODY_TIMEOUT) -> None:
+        """`min_lease` and `body_timeout` are for tests (short leases, slow bodies)."""
         if config.websub.callback_url is None:
             raise ValueError("WebSub needs websub.callback_url")
         self.config = config
@@ -81,7 +129,8 @@ class WebSubSubscriber:
         self._policy = NetworkPolicy.of(config.fetch.allow_private_networks,
                                         config.fetch.allow_hosts)
         self._adverts: dict[str, object] = {}  # feed -> last Advert | None seen on a fetch
-        self._seen: dict[str, tuple[str, str | None]] = {}  # feed -> its last body hash, Link
+        # feed -> its last body hash, Link and what they advertise
+        self._seen: dict[str, tuple[str, str | None, Advert | None]] = {}
         self._forged_logged: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -89,6 +138,12 @@ class WebSubSubscriber:
         self._session: aiohttp.ClientSession | None = None
         self._stop = asyncio.Event()
         self._gate = asyncio.Semaphore(16)
+        self.min_lease = min_lease
+        self.body_timeout = body_timeout
+        self._reading = asyncio.Semaphore(MAX_READING)
+        self._no_hub: dict[str, int] = {}  # feed -> consecutive fetches without a hub
+        self._state_logged = -STATE_LOG_EVERY
+        self._plain_warned: set[str] = set()  # http hubs told the secret (warned once)
         #: feed -> time.monotonic() until which a skipped turn is asked for again
 
     # ---- life cycle -------------------------------------------------------------------
@@ -108,7 +163,9 @@ class WebSubSubscriber:
             path = urlsplit(self.callback_base).path.rstrip("/")
             app.router.add_get(path + "/{token}", self._verify)
             app.router.add_post(path + "/{token}", self._notify)
-            self._runner = web.AppRunner(app, access_log=None)
+            self._runner = web.AppRunner(
+                app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT,
+                shutdown_timeout=SHUTDOWN_TIMEOUT, handler_cancellation=True)
             await self._runner.setup()
             try:
                 await web.TCPSite(self._runner, address[0], address[1]).start()
@@ -145,6 +202,7 @@ class WebSubSubscriber:
             if name not in enabled:
                 del self._adverts[name]
                 self._seen.pop(name, None)
+                self._no_hub.pop(name, None)
         await self._queue_removed(config)
 
     async def _queue_removed(self, config: Config) -> None:
@@ -170,10 +228,18 @@ class WebSubSubscriber:
         """`Poller.on_fetched`: look for a hub (Link header, the body's head); when what the
         feed advertises changed since its last fetch, (re)subscribe in the background."""
         seen = (result.body_hash, result.link_header)
-        if self._seen.get(feed.name) == seen:  # the same document as last time
-            return
-        self._seen[feed.name] = seen
-        advert = discover(feed.url, result.link_header, result.body)
+        last = self._seen.get(feed.name)
+        if last is not None and last[:2] == seen:  # the same document as last time
+            advert = last[2]
+        else:
+            advert = discover(feed.url, result.link_header, result.body)
+            self._seen[feed.name] = (*seen, advert)
+        if advert is None:
+            # one fetch without the hub (a truncated page, a flaky CDN) is not enough
+            misses = self._no_hub[feed.name] = self._no_hub.get(feed.name, 0) + 1
+            if misses < NO_HUB_FETCHES:
+                return
+        self._no_hub.pop(feed.name, None)
         if self._adverts.get(feed.name, _UNSEEN) == advert or self._stop.is_set():
             return
         self._adverts[feed.name] = advert
@@ -190,11 +256,20 @@ class WebSubSubscriber:
                 return
             if sub is not None and (sub.hub, sub.topic) == (advert.hub, advert.topic) \
                     and sub.state != "unsubscribing":
-                return  # subscribed, asked, denied or being retried: the loop has it
+                # subscribed, asked, denied or being retried: the loop has it (and always
+                # a due entry: one lost is put back)
+                due = time.time() + VERIFY_WAIT
+                if sub.state == "verified":
+                    renew = sub.lease_until - sub.lease_seconds + \
+                        self.settings.renew_after(sub.lease_seconds)
+                    due = max(time.time(), min(renew, sub.lease_until))
+                await self.store.schedule_if_absent(feed, due)
+                return
             await self._subscribe(feed, advert, sub)
         except StateError as exc:
             self._adverts.pop(feed, None)  # try again on the next fetch
             self._seen.pop(feed, None)
+            self._no_hub.pop(feed, None)
             log.warning("websub state unavailable", feed=feed, error=str(exc))
 
     async def _subscribe(self, feed: str, advert: Advert, sub: Subscription | None) -> None:
@@ -216,7 +291,15 @@ class WebSubSubscriber:
                 log.info("websub hub or topic changed; subscribing anew", feed=feed,
                          hub=advert.hub, topic=advert.topic, old_hub=old_hub)
         # Saved first: a hub may verify before it answers the request.
-        await self.store.save(new, due=time.time() + VERIFY_WAIT)
+        if sub is None:  # created only if no other poller did meanwhile (then reused)
+            stored = await self.store.create(new, due=time.time() + VERIFY_WAIT)
+            if stored.secret != new.secret:
+                if (stored.hub, stored.topic) == (new.hub, new.topic):
+                    return  # the other poller's request is under way
+                new = replace(new, token=stored.token, secret=stored.secret)
+                await self.store.save(new, due=time.time() + VERIFY_WAIT)
+        else:
+            await self.store.save(new, due=time.time() + VERIFY_WAIT)
         if new.old_hub and (sub is None or sub.old_hub != new.old_hub):
             await self._request(new.old_hub, "unsubscribe", new.old_topic, new)
         if not await self._request(new.hub, "subscribe", new.topic, new):
@@ -250,30 +333,59 @@ class WebSubSubscriber:
                  mode=sub.requested, attempts=attempts, retry_in_s=delay)
 
     async def _request(self, hub: str, mode: str, topic: str, sub: Subscription) -> bool:
-        """POST a (un)subscription request to `hub`; True when it answered 202 or 204."""
+        """POST a (un)subscription request to `hub`; True when it answered 2xx. A 307 or 308
+        is followed once (the same checks on its Location)."""
         form = {"hub.mode": mode, "hub.topic": topic, "hub.callback": self.callback(sub)}
         if mode == "subscribe":
-            form["hub.secret"] = sub.secret
             form["hub.lease_seconds"] = str(int(self.settings.lease))
         assert self._session is not None
         try:
             url = URL(hub)
-            self._policy.check_literal(url.host or "")
-            async with self._gate, self._session.post(url, data=form,
-                                                      allow_redirects=False) as response:
-                status = response.status
+            for hop in range(2):
+                self._policy.check_literal(url.host or "")
+                if mode == "subscribe":
+                    self._add_secret(form, str(url), sub)
+                async with self._gate, self._session.post(url, data=form,
+                                                          allow_redirects=False) as response:
+                    status = response.status
+                    location = response.headers.get("Location")
+                if status not in (307, 308) or not location or hop:
+                    break
+                url = url.join(URL(location))
+                if url.scheme not in ("http", "https"):
+                    break
         except (aiohttp.ClientError, OSError, TimeoutError, BlockedAddressError,
                 ValueError) as exc:
             metrics.WEBSUB_REQUESTS.labels(mode, "failed").inc()
             log.warning("websub request failed", feed=sub.feed, hub=hub, mode=mode,
                         error=f"{type(exc).__name__}: {exc}"[:200])
             return False
-        accepted = status in (202, 204)
+        accepted = 200 <= status < 300
         metrics.WEBSUB_REQUESTS.labels(mode, "accepted" if accepted else "failed").inc()
         if not accepted:
             log.warning("websub request refused", feed=sub.feed, hub=hub, mode=mode,
                         status=status)
         return accepted
+
+    def _add_secret(self, form: dict[str, str], hub: str, sub: Subscription) -> None:
+        """`hub.secret` only where it does not cross the network in clear text."""
+        if may_send_secret(hub, self._policy):
+            form["hub.secret"] = sub.secret
+            if hub.startswith("http:") and hub not in self._plain_warned:
+                self._plain_warned.add(hub)
+                log.warning("websub secret sent over plain http to a local hub", hub=hub)
+        else:
+            form.pop("hub.secret", None)
+            if hub not in self._plain_warned:
+                self._plain_warned.add(hub)
+                log.warning("websub hub over plain http: no secret sent, notifications "
+                            "taken as unsigned (a poll)", hub=hub)
+
+    def _state_unavailable(self, message: str, exc: StateError) -> None:
+        now = time.monotonic()
+        if now - self._state_logged >= STATE_LOG_EVERY:
+            self._state_logged = now
+            log.warning(message, error=str(exc))
 
     def callback(self, sub: Subscription) -> str:
         """The feed's callback URL (an opaque token, not its name)."""
@@ -284,8 +396,9 @@ class WebSubSubscriber:
     async def _maintain(self) -> None:
         while not self._stop.is_set():
             try:
-                for feed in await self.store.due(time.time()):
-                    if await self.store.claim(feed):
+                now = time.time()
+                for feed in await self.store.due(now):
+                    if await self.store.claim(feed, now):
                         self._spawn(self._due(feed))
             except StateError as exc:
                 log.debug("websub maintenance skipped", error=str(exc))
@@ -295,7 +408,8 @@ class WebSubSubscriber:
     async def _due(self, feed: str) -> None:
         try:
             sub = await self.store.get(feed)
-            if sub is None or sub.state == "denied":
+            if sub is None:
+                await self.store.unschedule(feed)
                 return
             if self._feed(feed) is None:
                 if sub.state != "unsubscribing":
@@ -305,7 +419,8 @@ class WebSubSubscriber:
                     await self._failed(sub)  # gives up: the hub's lease ends by itself
                 else:  # not verified in time: ask again
                     await self._unsubscribe(replace(sub, attempts=sub.attempts + 1))
-            else:  # a renewal, a retry, or a feed configured again while unsubscribing
+            else:  # a renewal, a retry (a denial's too), or a feed configured again while
+                # unsubscribing
                 await self._subscribe(feed, Advert(sub.hub, sub.topic), sub)
         except StateError as exc:
             log.warning("websub state unavailable", feed=feed, error=str(exc))
@@ -323,19 +438,25 @@ class WebSubSubscriber:
             sub = await self.store.by_token(request.match_info["token"])
             if sub is None or topic is None:
                 return web.Response(status=404)
-            if mode == "denied" and topic == sub.topic:
-                if sub.state != "denied":
-                    log.warning("websub subscription denied by the hub", feed=sub.feed,
-                                hub=sub.hub, reason=query.get("hub.reason", "")[:200])
-                    await self.store.update(sub.feed, {
-                        "state": "denied", "requested": "",
-                        "denied": query.get("hub.reason", "")[:500]}, unschedule=True)
+            if mode == "denied":  # only of the subscribe request we have pending
+                if sub.requested != "subscribe" or topic != sub.topic:
+                    return web.Response(status=404)
+                log.warning("websub subscription denied by the hub", feed=sub.feed,
+                            hub=sub.hub, reason=query.get("hub.reason", "")[:200],
+                            retry_in_s=DENIED_RETRY)
+                await self.store.update(sub.feed, {
+                    "state": "denied", "requested": "",
+                    "denied": query.get("hub.reason", "")[:500]},
+                    due=time.time() + DENIED_RETRY)
                 return web.Response(status=200)
             challenge = query.get("hub.challenge")
             if not challenge:
                 return web.Response(status=404)
             if mode == "subscribe" and sub.requested == "subscribe" and topic == sub.topic:
-                await self._verified(sub, query.get("hub.lease_seconds"))
+                lease = granted_lease(query.get("hub.lease_seconds"), floor=self.min_lease)
+                if lease is None:  # required, a positive integer
+                    return web.Response(status=404)
+                await self._verified(sub, lease)
             elif mode == "unsubscribe" and sub.requested == "unsubscribe" and topic == sub.topic:
                 await self.store.remove(sub)
                 log.info("websub unsubscribed", feed=sub.feed, hub=sub.hub)
@@ -344,16 +465,12 @@ class WebSubSubscriber:
             else:
                 return web.Response(status=404)
         except StateError as exc:
-            log.warning("websub verification not answered: state unavailable", error=str(exc))
+            self._state_unavailable("websub verification not answered: state unavailable", exc)
             return web.Response(status=503)
-        return web.Response(text=challenge, content_type="text/plain")
+        return web.Response(text=challenge, content_type="text/plain",
+                            headers={"X-Content-Type-Options": "nosniff"})
 
-    async def _verified(self, sub: Subscription, lease_value: str | None) -> None:
-        try:
-            lease = float(lease_value) if lease_value else self.settings.lease
-        except ValueError:
-            lease = self.settings.lease
-        lease = max(lease, 1.0)
+    async def _verified(self, sub: Subscription, lease: float) -> None:
         now = time.time()
         renewed = sub.state == "verified"
         await self.store.update(sub.feed, {
@@ -367,13 +484,20 @@ class WebSubSubscriber:
         try:
             sub = await self.store.by_token(request.match_info["token"])
         except StateError as exc:
-            log.warning("websub notification not taken: state unavailable", error=str(exc))
+            self._state_unavailable("websub notification not taken: state unavailable", exc)
             return web.Response(status=503)
         feed = self._feed(sub.feed) if sub is not None else None
         if sub is None or feed is None:
             metrics.WEBSUB_NOTIFICATIONS.labels("unknown").inc()
             return web.Response(status=410)  # no such subscription: the hub may drop it
-        body = await _read_capped(request, self.config.defaults.max_body)
+        if self._reading.locked():  # MAX_READING slow bodies at once already
+            return web.Response(status=503, headers={"Retry-After": "10"})
+        async with self._reading:
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await _read_capped(request, self.config.defaults.max_body)
+            except TimeoutError:
+                return web.Response(status=408, headers={"Connection": "close"})
         if body is None:
             return web.Response(status=413)
         verdict = check(request.headers.get("X-Hub-Signature"), sub.secret, body)
