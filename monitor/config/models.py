@@ -365,11 +365,15 @@ def _renew_before(value: object) -> object:
 
 class WebSubSettings(Model):
     """WebSub push (README "Push (WebSub)"): where a feed advertises a hub, subscribe and
-    take each notification as a poll of that feed at once. Off unless `listen` is set."""
+    take each notification as a poll of that feed at once. On when `callback_url` is set;
+    `listen` makes a process also serve the callbacks (without it, a process subscribes,
+    renews and takes notifications relayed by the processes that do)."""
 
-    #: The public URL hubs call back (each feed gets `callback_url/<opaque id>`).
+    #: The public URL hubs call back (each feed gets `callback_url/<opaque id>`); unset:
+    #: push is off.
     callback_url: HttpUrl | None = None
-    #: `host:port` the callback server binds in every poller process; unset: push is off.
+    #: `host:port` the callback server binds in this poller process; unset: no callback
+    #: server here (needs `callback_url`).
     listen: Annotated[str, AfterValidator(_check_listen)] | None = None
     #: The lease asked of hubs (a hub may grant another).
     lease: Duration = 10 * 86400.0
@@ -384,7 +388,8 @@ class WebSubSettings(Model):
 
     @property
     def address(self) -> tuple[str, int] | None:
-        """(host, port) to bind, IPv6 brackets removed; None when push is off."""
+        """(host, port) to bind, IPv6 brackets removed; None when this process serves no
+        callbacks (`listen` unset)."""
         if self.listen is None:
             return None
         host, _, port = self.listen.rpartition(":")
