@@ -43,12 +43,15 @@ from monitor.config.values import (
     ByteSize,
     Duration,
     HttpUrl,
+    Listen,
     Model,
     Name,
+    bind_address,
     format_duration,
     parse_duration,
     parse_size,
 )
+from monitor.config.websub import WebSubSettings
 from monitor.core.errors import QuerySyntaxError
 from monitor.core.rulesyntax import FIELDS, MatchField, parse_query, phrase_term
 from monitor.core.textnorm import normalize_phrase
@@ -332,75 +335,15 @@ class StateSettings(Model):
     delivered_ttl: Duration = 30 * 86400.0
 
 
-def _check_listen(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"expected host:port (e.g. 127.0.0.1:9108, 0.0.0.0:9108, [::1]:9108), "
-                         f"got {value!r}")
-    if host.startswith("[") != host.endswith("]"):
-        raise ValueError(f"unbalanced brackets in {value!r}: write IPv6 hosts as [::1]:9108")
-    return value
-
-
 class HttpSettings(Model):
     """The operations endpoint (`/healthz`, `/readyz`, `/metrics`); off unless `listen` is set."""
 
-    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
+    listen: Listen | None = None
 
     @property
     def address(self) -> tuple[str, int] | None:
         """(host, port) to bind, IPv6 brackets removed; None when the endpoint is off."""
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
-
-
-def _renew_before(value: object) -> object:
-    """A fraction of the lease (a number in (0, 1)) or a duration (`1d`, `3600`)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1:
-        return float(value)
-    return parse_duration(value)
-
-
-class WebSubSettings(Model):
-    """WebSub push (README "Push (WebSub)"): where a feed advertises a hub, subscribe and
-    take each notification as a poll of that feed at once. On when `callback_url` is set;
-    `listen` makes a process also serve the callbacks (without it, a process subscribes,
-    renews and takes notifications relayed by the processes that do)."""
-
-    #: The public URL hubs call back (each feed gets `callback_url/<opaque id>`); unset:
-    #: push is off.
-    callback_url: HttpUrl | None = None
-    #: `host:port` the callback server binds in this poller process; unset: no callback
-    #: server here (needs `callback_url`).
-    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
-    #: The lease asked of hubs (a hub may grant another).
-    lease: Duration = 10 * 86400.0
-    #: When to renew: a fraction of the lease before it ends (0.2: at 80%), or a duration.
-    renew_before: Annotated[float, BeforeValidator(_renew_before), Field(gt=0)] = 0.2
-
-    @model_validator(mode="after")
-    def _callback_when_listening(self) -> WebSubSettings:
-        if self.listen is not None and self.callback_url is None:
-            raise ValueError("`listen` needs `callback_url` (the public URL hubs call back)")
-        return self
-
-    @property
-    def address(self) -> tuple[str, int] | None:
-        """(host, port) to bind, IPv6 brackets removed; None when this process serves no
-        callbacks (`listen` unset)."""
-        if self.listen is None:
-            return None
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
-
-    def renew_after(self, lease_seconds: float) -> float:
-        """Seconds after a verification to renew a lease of `lease_seconds` (at least half
-        the lease when `renew_before` is a duration as long as the lease)."""
-        if self.renew_before < 1:
-            return lease_seconds * (1 - self.renew_before)
-        return max(lease_seconds - self.renew_before, lease_seconds / 2)
+        return bind_address(self.listen)
 
 
 class OperatorSettings(Model):

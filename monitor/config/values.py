@@ -102,3 +102,25 @@ class Model(BaseModel):
     """Strict (unknown keys are errors) and frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port (e.g. 127.0.0.1:9108, 0.0.0.0:9108, [::1]:9108), "
+                         f"got {value!r}")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f"unbalanced brackets in {value!r}: write IPv6 hosts as [::1]:9108")
+    return value
+
+
+#: `host:port` a server binds (`[::1]:9108` for IPv6).
+Listen = Annotated[str, AfterValidator(_check_listen)]
+
+
+def bind_address(listen: str | None) -> tuple[str, int] | None:
+    """(host, port) of a `Listen` value, IPv6 brackets removed; None when unset."""
+    if listen is None:
+        return None
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)

@@ -224,8 +224,7 @@ class FeedScheduler:
             last = self._asked.get(name)
             if last is not None and last > now:  # one is due already: it answers this too
                 return True
-            feed = next((f for f in self.config.feeds if f.name == name), None)
-            floor = self._push_floor(feed) if feed is not None else PUSH_FLOOR
+            floor = self._push_floor(job.args[0])  # the job polls that feed
             earliest = max(now, self._backoff.get(name, 0.0),
                            last + floor if last is not None else 0.0)
             if name not in self._turning:  # (else asked again, and paced, once it ends)

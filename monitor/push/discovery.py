@@ -49,13 +49,7 @@ def _from_header(value: str, base: str) -> tuple[str | None, str | None]:
         for param in _PARAM.finditer(match.group(2)):
             if param.group(1).lower() == "rel":
                 rels.update((param.group(2) or param.group(3) or "").lower().split())
-        url = _absolute(match.group(1).strip(), base)
-        if url is None:
-            continue
-        if "hub" in rels and hub is None:
-            hub = url
-        if "self" in rels and self_url is None:
-            self_url = url
+        hub, self_url = _first(hub, self_url, rels, _absolute(match.group(1).strip(), base))
     return hub, self_url
 
 
@@ -80,14 +74,20 @@ def _from_body(head: bytes, base: str) -> tuple[str | None, str | None]:
         if not href or not rels & {"hub", "self"}:
             continue
         url = _absolute(html.unescape(href.decode("utf-8", "replace")).strip(), base)
-        if url is None:
-            continue
+        hub, self_url = _first(hub, self_url, rels, url)
+        if hub and self_url:
+            break
+    return hub, self_url
+
+
+def _first(hub: str | None, self_url: str | None, rels: set[str],
+           url: str | None) -> tuple[str | None, str | None]:
+    """(hub, self) with `url` taken for each of its `rels` not found yet."""
+    if url is not None:
         if "hub" in rels and hub is None:
             hub = url
         if "self" in rels and self_url is None:
             self_url = url
-        if hub and self_url:
-            break
     return hub, self_url
 
 

@@ -272,12 +272,7 @@ async def test_a_feed_that_posts_is_polled_at_min_interval(
     then every `min_interval`."""
     items = [Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]
     feed_server.set("/live", rss(items))
-    config = parse_config(f"""
-redis: {{url: "redis://127.0.0.1:1/0"}}
-defaults: {{interval: 3s, min_interval: 0.4s, hot_for: 1m, jitter: 0s, timeout: 2s}}
-feeds:
-  - {{name: live, url: "{feed_server.url('/live')}"}}
-""")
+    config = live_config(feed_server, HOT)
     async with Fetcher(user_agent="test") as fetcher:
         scheduler = FeedScheduler(config, Poller(config, make_state(config, redis_client),
                                                  fetcher))
@@ -305,12 +300,7 @@ async def test_a_hot_feed_stays_hot_under_a_new_poller(
     the same one restarted) polls it at `min_interval` from its first turn."""
     items = [Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]
     feed_server.set("/live", rss(items))
-    config = parse_config(f"""
-redis: {{url: "redis://127.0.0.1:1/0"}}
-defaults: {{interval: 3s, min_interval: 0.4s, hot_for: 1m, jitter: 0s, timeout: 2s}}
-feeds:
-  - {{name: live, url: "{feed_server.url('/live')}"}}
-""")
+    config = live_config(feed_server, HOT)
     async with Fetcher(user_agent="test") as fetcher:
         first = FeedScheduler(config, Poller(config, make_state(config, redis_client), fetcher))
         first.start()
@@ -340,12 +330,7 @@ async def test_fetches_asked_for_by_notifications_are_paced(
     """A flood of `poll_now` (unsigned WebSub notifications are anyone's): one fetch at once,
     then at most one per `min_interval`, never one per notification."""
     feed_server.set("/live", rss([Item("p1", "Doors open", "<p>Delegates arrive.</p>", 1)]))
-    config = parse_config(f"""
-redis: {{url: "redis://127.0.0.1:1/0"}}
-defaults: {{interval: 60s, min_interval: 1s, jitter: 0s, timeout: 2s}}
-feeds:
-  - {{name: live, url: "{feed_server.url('/live')}"}}
-""")
+    config = live_config(feed_server, "interval: 60s, min_interval: 1s, jitter: 0s, timeout: 2s")
     async with Fetcher(user_agent="test") as fetcher:
         scheduler = FeedScheduler(config, Poller(config, make_state(config, redis_client),
                                                  fetcher))
@@ -361,3 +346,17 @@ feeds:
         finally:
             await scheduler.shutdown(2)
     assert 2 <= fetched <= 4, fetched  # ~1 per second, not 125
+
+
+#: A hot feed's defaults: polled every 3 s until a post, then every 0.4 s.
+HOT = "interval: 3s, min_interval: 0.4s, hot_for: 1m, jitter: 0s, timeout: 2s"
+
+
+def live_config(server: FeedServer, defaults: str) -> Config:
+    """One feed, `live`, on `server`, with these `defaults` (flow YAML, no braces)."""
+    return parse_config(f"""
+redis: {{url: "redis://127.0.0.1:1/0"}}
+defaults: {{{defaults}}}
+feeds:
+  - {{name: live, url: "{server.url('/live')}"}}
+""")
