@@ -5,16 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as _MessageHandler
+from redis.asyncio.cluster import RedisCluster
 from servers import FeedServer, Received, WebhookReceiver
-from service import Service
+from service import CLUSTER_PARTITIONS, Service
 
+from monitor.core import keys
 from monitor.fetch.client import Fetcher
-from monitor.ops.embedded import EmbeddedRedis, free_port
+from monitor.ops.embedded import EmbeddedRedis, LocalCluster, free_port
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +36,28 @@ async def redis_client(redis_server: EmbeddedRedis) -> AsyncIterator[aioredis.Re
     await client.flushdb()
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A private 3-master Redis Cluster (redis-server --cluster-enabled, joined by redis-cli
+    --cluster create) for the whole session, started by the first test that asks for it."""
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def cluster_client(redis_cluster: LocalCluster) -> AsyncIterator[aioredis.Redis]:
+    """A client of the flushed test cluster, with `monitor.core.keys` in the cluster layout
+    (`CLUSTER_PARTITIONS`) until the test ends."""
+    keys.use_cluster(CLUSTER_PARTITIONS)
+    client = RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    try:
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        yield cast(aioredis.Redis, client)
+    finally:
+        await client.aclose()
+        keys.use_cluster(None)
 
 
 @pytest.fixture

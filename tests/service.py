@@ -24,6 +24,14 @@ from monitor.poll.state import Applied, FeedState
 from workers.consume.consumer import Consumer
 
 REPO = Path(__file__).resolve().parent.parent
+#: Partitions of the test cluster's layout (`cluster_client`; fewer than the default 16: quicker
+#: reads, and still several per master).
+CLUSTER_PARTITIONS = 6
+
+
+def cluster_redis_yaml(url: str) -> str:
+    """The `redis:` setting of a service on the test cluster."""
+    return f'redis: {{url: "{url}", cluster: true, partitions: {CLUSTER_PARTITIONS}}}'
 
 
 def livewatch(*args: str, timeout: float = 60,
@@ -85,16 +93,21 @@ async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 
 
 
 async def stream_idle(client: aioredis.Redis) -> bool:
-    """Every event appended so far was delivered to the group and acknowledged."""
-    if not await client.exists(keys.EVENTS_STREAM):
-        return True
-    info = await client.xinfo_stream(keys.EVENTS_STREAM)
-    groups = await client.xinfo_groups(keys.EVENTS_STREAM)
-    if not groups:
-        return info["length"] == 0
-    group = groups[0]
-    return bool(group["pending"] == 0
-                and group["last-delivered-id"] == info["last-generated-id"])
+    """Every event appended so far (to any partition) was delivered to the group and
+    acknowledged."""
+    for part in keys.partitions():
+        if not await client.exists(part.events):
+            continue
+        info = await client.xinfo_stream(part.events)
+        groups = await client.xinfo_groups(part.events)
+        if not groups:
+            if info["length"] != 0:
+                return False
+            continue
+        group = groups[0]
+        if group["pending"] != 0 or group["last-delivered-id"] != info["last-generated-id"]:
+            return False
+    return True
 
 
 async def baselined(client: aioredis.Redis, feed: str) -> bool:
@@ -107,8 +120,11 @@ def poller_for(config: Config, client: aioredis.Redis, fetcher: Fetcher) -> Poll
 
 
 async def events(client: aioredis.Redis) -> list[Event]:
-    """Every event on the entries stream, oldest first."""
-    return [event_from_stream(f) for _, f in await client.xrange(keys.EVENTS_STREAM)]
+    """Every event on the entries streams (of every partition), oldest first."""
+    found = [(message_id, fields) for part in keys.partitions()
+             for message_id, fields in await client.xrange(part.events)]
+    found.sort(key=lambda pair: tuple(int(n) for n in pair[0].split("-")))
+    return [event_from_stream(f) for _, f in found]
 
 
 async def commit(state: FeedState, feed: str, feed_url: str, changes: Sequence[Change], *,

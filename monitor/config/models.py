@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -91,16 +92,28 @@ class SentinelSettings(Model):
 
 class RedisSettings(Model):
     """`url: embedded` (the default) starts a private redis-server with AOF in `data_dir`;
-    `url: redis://…` uses a standalone server; `sentinel` finds the master through Sentinel."""
+    `url: redis://…` uses a standalone server; `sentinel` finds the master through Sentinel;
+    `cluster: true` treats `url` as one node of a Redis (or Valkey) Cluster."""
 
     url: str = "embedded"
     data_dir: Path = Path(".livewatch")
     sentinel: SentinelSettings | None = None
+    #: `url` is a node of a Redis Cluster: the client finds the others and follows the slots.
+    cluster: bool = False
+    #: On a cluster, feeds are spread over this many partitions (each its own hash tag, events
+    #: stream and worker read loop). Fixed for the life of the data: changing it moves every
+    #: feed to new keys, where it baselines again.
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 16
 
     @model_validator(mode="after")
     def _one_way_to_connect(self) -> RedisSettings:
         if self.sentinel is not None and "url" in self.model_fields_set:
             raise ValueError("set either `url` or `sentinel`, not both")
+        if self.cluster and (self.sentinel is not None or self.url in ("", "embedded")):
+            raise ValueError("`cluster: true` needs `url` naming a cluster node "
+                             "(not the embedded Redis, not Sentinel)")
+        if self.cluster and urlsplit(self.url).path.strip("/") not in ("", "0"):
+            raise ValueError("Redis Cluster has only database 0: drop the /N from `url`")
         return self
 
     @property

@@ -1,9 +1,19 @@
 """Every Redis key and stream name livewatch uses; nothing else spells a key.
 
-Keys of one feed share the hash tag `{feed}` so per-feed multi-key steps stay on one slot.
+Two layouts. On one Redis server (or Sentinel) a feed's keys share the hash tag `{feed}` and
+all feeds' events go to one stream. On Redis Cluster (`use_cluster`) feeds are spread over a
+fixed number of partitions (by CRC32 of the name): a feed's keys and its partition's event,
+notice and dead-letter streams share the partition's hash tag `{pK}`, so a poll's commit (one
+Lua script over the feed's keys and its events stream) stays on one slot, and workers read
+every partition. The delivery outbox stays on its one tag `{outbox}` (one master carries it),
+WebSub subscriptions on `{websub}`.
 """
 
 from __future__ import annotations
+
+import zlib
+from functools import lru_cache
+from typing import NamedTuple
 
 PREFIX = "lw"
 
@@ -17,14 +27,80 @@ NOTICES_STREAM = f"{PREFIX}:notices"
 #: A token written once into an empty Redis: a poller that sees it change knows Redis lost its
 #: data (`monitor.poll.dataloss`).
 EPOCH = f"{PREFIX}:epoch"
-#: The streams workers consume through `CONSUMER_GROUP`.
-STREAMS = (EVENTS_STREAM, NOTICES_STREAM)
 #: Hash: `{channel}:{outcome}` -> count of deliveries (`delivered`, `retry`, `dead`), for status.
 CHANNEL_STATS = f"{PREFIX}:stats:channels"
 
 
+
+
+class Partition(NamedTuple):
+    """The streams of one partition of feeds (the whole of them on one Redis server)."""
+
+    #: `new`/`updated` events of the partition's feeds.
+    events: str
+    #: Operator notices about them (and, in partition 0, about no feed in particular).
+    notices: str
+    #: Events and notices dead-lettered by workers.
+    dead: str
+    #: The data-loss token (`monitor.poll.dataloss`) of the node holding the partition.
+    epoch: str
+
+
+def _streams(parts: tuple[Partition, ...]) -> dict[str, tuple[Partition, str]]:
+    out: dict[str, tuple[Partition, str]] = {}
+    for part in parts:
+        out[part.events], out[part.notices] = (part, "event"), (part, "notice")
+    return out
+
+
+_STANDALONE = (Partition(EVENTS_STREAM, NOTICES_STREAM, DEAD_EVENTS_STREAM, EPOCH),)
+_partitions: tuple[Partition, ...] = _STANDALONE
+_by_stream = _streams(_STANDALONE)
+
+
+def use_cluster(partitions: int | None) -> None:
+    """Use the Redis Cluster layout with `partitions` partitions (None: the one-server layout).
+    Called once per process before any key is spelled (`monitor.ops.runtime.redis_client`)."""
+    global _partitions, _by_stream
+    if partitions is None:
+        _partitions = _STANDALONE
+    else:
+        tags = [f"{PREFIX}:{{p{k}}}" for k in range(partitions)]
+        _partitions = tuple(Partition(f"{tag}:events", f"{tag}:notices", f"{tag}:events:dead",
+                                      f"{tag}:epoch") for tag in tags)
+    _by_stream = _streams(_partitions)
+    _feed.cache_clear()
+
+
+def clustered() -> bool:
+    """True in the Redis Cluster layout."""
+    return _partitions is not _STANDALONE
+
+
+def partitions() -> tuple[Partition, ...]:
+    """Every partition, in order (one on a single Redis server)."""
+    return _partitions
+
+
+def _index(feed: str) -> int:
+    return zlib.crc32(feed.encode()) % len(_partitions)
+
+
+def partition(feed: str) -> Partition:
+    """The partition holding `feed`'s keys and events."""
+    return _partitions[_index(feed)]
+
+
+def by_stream() -> dict[str, tuple[Partition, str]]:
+    """Each consumed stream -> its partition and the field its messages carry."""
+    return _by_stream
+
+
+@lru_cache(maxsize=1 << 17)
 def _feed(feed: str, suffix: str) -> str:
-    return f"{PREFIX}:{{{feed}}}:{suffix}"
+    if _partitions is _STANDALONE:
+        return f"{PREFIX}:{{{feed}}}:{suffix}"
+    return f"{PREFIX}:{{p{_index(feed)}}}:{feed}:{suffix}"
 
 
 def fingerprints(feed: str) -> str:
@@ -118,10 +194,12 @@ def group_sources(rule: str, content: str) -> str:
     return _group(rule, content, "sources")
 
 
+#: WebSub keys share the hash tag `{websub}`: a subscription and its indexes change together.
+_WEBSUB = f"{PREFIX}:{{websub}}"
 #: Hash: WebSub callback token (the opaque last segment of a feed's callback URL) -> feed name.
-WEBSUB_CALLBACKS = f"{PREFIX}:websub:callbacks"
+WEBSUB_CALLBACKS = f"{_WEBSUB}:callbacks"
 #: Sorted set: feed -> when its WebSub subscription next needs work (renewal, a retry).
-WEBSUB_DUE = f"{PREFIX}:websub:due"
+WEBSUB_DUE = f"{_WEBSUB}:due"
 #: Pub/sub channel: a feed name, published by the process a notification reached when another
 #: poller holds the feed's lease (that one polls it).
 PUSH_CHANNEL = f"{PREFIX}:push"
@@ -131,4 +209,4 @@ def websub(feed: str) -> str:
     """Hash: the feed's WebSub subscription: `hub`, `topic`, `secret`, `token`, `state`
     (pending, verified, denied, unsubscribing), `requested` (the mode awaiting the hub's
     verification), `lease_seconds`, `lease_until`, `attempts`, `old_hub`/`old_topic`."""
-    return _feed(feed, "websub")
+    return f"{_WEBSUB}:sub:{feed}"

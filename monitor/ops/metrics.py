@@ -105,7 +105,7 @@ async def refresh(client: aioredis.Redis, config: Config) -> None:
         if info.lag is not None:
             STREAM_LAG.labels(info.stream).set(info.lag)
         STREAM_PENDING.labels(info.stream).set(info.pending)
-    DEAD_LETTERS.set(await client.xlen(keys.DEAD_EVENTS_STREAM))
+    DEAD_LETTERS.set(sum([await client.xlen(part.dead) for part in keys.partitions()]))
     async with client.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.OUTBOX_DUE)
         pipe.zcard(keys.OUTBOX_DEAD)

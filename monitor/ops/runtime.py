@@ -8,14 +8,16 @@ import fcntl
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from monitor.config.models import Config, RedisSettings
+from monitor.core import keys
 from monitor.core.errors import StateError
 from monitor.ops.embedded import EmbeddedRedis
 
@@ -49,10 +51,11 @@ async def redis_client(settings: RedisSettings, url: str | None = None, *,
                        max_connections: int = 100,
                        **options: Any) -> AsyncIterator[aioredis.Redis]:
     """A decoded-responses client: through Sentinel when `settings.sentinel` is set (the
-    client asks the sentinels for the master again after a failover), else for `url` (by
-    default `settings.url`), whose pool makes a burst of commands wait (up to 20 s) for one of
-    `max_connections` connections instead of failing. Closed, with the sentinel connections,
-    on exit."""
+    client asks the sentinels for the master again after a failover), a cluster client when
+    `settings.cluster` (which also switches `monitor.core.keys` to the cluster layout), else
+    for `url` (by default `settings.url`), whose pool makes a burst of commands wait (up to
+    20 s) for one of `max_connections` connections instead of failing. Closed, with the
+    sentinel connections, on exit."""
     async with contextlib.AsyncExitStack() as stack:
         found = settings.sentinel
         if found is not None:
@@ -65,6 +68,11 @@ async def redis_client(settings: RedisSettings, url: str | None = None, *,
             client: aioredis.Redis = sentinel.master_for(
                 found.master, db=found.db, username=found.username, password=password,
                 decode_responses=True, max_connections=max_connections, **options)
+        elif settings.cluster:
+            keys.use_cluster(settings.partitions)
+            cluster = RedisCluster.from_url(url or settings.url, decode_responses=True,
+                                            max_connections=max_connections, **options)
+            client = cast(aioredis.Redis, cluster)  # the commands livewatch uses are common
         else:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url or settings.url, decode_responses=True, max_connections=max_connections,

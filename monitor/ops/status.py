@@ -62,9 +62,10 @@ class GroupInfo:
 
 
 async def stream_groups(client: aioredis.Redis) -> list[GroupInfo]:
-    """Length, pending and lag (Redis ≥ 7) of each consumed stream that exists."""
+    """Length, pending and lag (Redis ≥ 7) of each consumed stream that exists (of every
+    partition on Redis Cluster)."""
     out = []
-    for stream in keys.STREAMS:
+    for stream in keys.by_stream():
         try:
             length = int(await client.xlen(stream))
             groups: list[dict[str, Any]] = await client.xinfo_groups(stream)
@@ -88,6 +89,25 @@ async def failing_feeds(client: aioredis.Redis, names: list[str]) -> list[str]:
     return [name for name, streak in zip(names, streaks, strict=True) if int(streak or 0) > 0]
 
 
+async def consumers(client: aioredis.Redis) -> list[dict[str, Any]]:
+    """The workers in the group: name, events pending (over every partition), seconds idle
+    (the least)."""
+    workers: dict[str, dict[str, Any]] = {}
+    for part in keys.partitions():
+        try:
+            found: list[dict[str, Any]] = await client.xinfo_consumers(
+                part.events, keys.CONSUMER_GROUP)
+        except ResponseError:
+            continue
+        for consumer in found:
+            idle = int(consumer["idle"]) / 1000
+            seen = workers.setdefault(consumer["name"], {"name": consumer["name"],
+                                                         "pending": 0, "idle_s": idle})
+            seen["pending"] += int(consumer["pending"])
+            seen["idle_s"] = min(seen["idle_s"], idle)
+    return list(workers.values())
+
+
 def _number(raw: dict[str, str], name: str) -> float | None:
     return float(raw[name]) if raw.get(name) else None
 
@@ -102,8 +122,11 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
         pipe.zcard(keys.OUTBOX_DUE)
         pipe.zcard(keys.OUTBOX_DEAD)
         pipe.hkeys(keys.DISABLED_CHANNELS)
-        pipe.xlen(keys.DEAD_EVENTS_STREAM)
+        for part in keys.partitions():
+            pipe.xlen(part.dead)
         results = await pipe.execute()
+    dead_letters = sum(int(n) for n in results[2 * len(config.feeds) + 4:])
+    results = results[:2 * len(config.feeds) + 4]
     feeds = []
     for index, feed in enumerate(config.feeds):
         health, entries = results[2 * index], results[2 * index + 1]
@@ -118,23 +141,15 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
             "total_failures": int(health.get("total_failures") or 0),
             "last_error": health.get("last_error") or None,
         })
-    stats: dict[str, str] = results[-5]
-    queued, dead_alerts, disabled = int(results[-4]), int(results[-3]), set(results[-2])
+    stats: dict[str, str] = results[-4]
+    queued, dead_alerts, disabled = int(results[-3]), int(results[-2]), set(results[-1])
     channels = [{"name": c.name, "type": c.type, "disabled": c.name in disabled,
                  **{o: int(stats.get(f"{c.name}:{o}") or 0) for o in CHANNEL_OUTCOMES}}
                 for c in config.channels]
-    workers = []
-    try:
-        found: list[dict[str, Any]] = await client.xinfo_consumers(
-            keys.EVENTS_STREAM, keys.CONSUMER_GROUP)
-    except ResponseError:
-        found = []
-    for consumer in found:
-        workers.append({"name": consumer["name"], "pending": int(consumer["pending"]),
-                        "idle_s": int(consumer["idle"]) / 1000})
-    return {"at": time.time(), "feeds": feeds, "channels": channels, "workers": workers,
+    return {"at": time.time(), "feeds": feeds, "channels": channels,
+            "workers": await consumers(client),
             "streams": [asdict(g) for g in await stream_groups(client)],
-            "dead_letters": int(results[-1]), "deliveries_queued": queued,
+            "dead_letters": dead_letters, "deliveries_queued": queued,
             "dead_deliveries": dead_alerts}
 
 

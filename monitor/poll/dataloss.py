@@ -1,7 +1,9 @@
 """Noticing that Redis lost livewatch's state: restarted without persistence, failed over to an
 empty replica, flushed.
 
-An empty Redis gets a random token under `keys.EPOCH` from the first poller to look (SET NX).
+An empty Redis gets a random token under `keys.EPOCH` from the first poller to look (SET NX);
+on Redis Cluster each partition has its own (`Partition.epoch`), so a master that comes back
+empty is noticed whichever slots it serves.
 Every poller checks it every few seconds: when the token it knew is gone and its own new one
 was the one stored, it sends one `state_lost` notice (one, however many pollers run: only one
 SET NX wins). Nothing else needs repairing by hand: feeds without state baseline again on their
@@ -39,19 +41,22 @@ class EpochWatch:
     def __init__(self, client: aioredis.Redis, state: FeedState) -> None:
         self.client = client
         self.state = state
-        self.epoch: str | None = None
+        #: The token last seen per partition (one on a single Redis server).
+        self.epochs: dict[str, str | None] = {}
 
     async def check(self) -> bool:
         """Compare the epoch token with the one seen before; True if this check found a loss
         (and sent the notice)."""
-        token = uuid.uuid4().hex
-        try:
-            created = bool(await self.client.set(keys.EPOCH, token, nx=True))
-            current = token if created else await self.client.get(keys.EPOCH)
-        except RedisError as exc:
-            raise StateError(f"cannot read the epoch token: {exc}") from exc
-        lost = created and self.epoch is not None
-        self.epoch = current if isinstance(current, str) else None
+        lost = False
+        for part in keys.partitions():
+            token = uuid.uuid4().hex
+            try:
+                created = bool(await self.client.set(part.epoch, token, nx=True))
+                current = token if created else await self.client.get(part.epoch)
+            except RedisError as exc:
+                raise StateError(f"cannot read the epoch token: {exc}") from exc
+            lost = lost or (created and self.epochs.get(part.epoch) is not None)
+            self.epochs[part.epoch] = current if isinstance(current, str) else None
         if lost:
             log.warning("Redis lost livewatch's state; feeds baseline again")
             await self.state.notice(Notice("state_lost", "*", MESSAGE, time.time()))

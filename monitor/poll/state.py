@@ -201,9 +201,10 @@ class FeedState:
                              if self._batch else
                              await self._quiet.script(keys=script_keys, args=args))
             else:
+                part = keys.partition(feed)
                 reply = cast(list[Any], await self._apply(
                     keys=[keys.fingerprints(feed), keys.texts(feed), keys.order(feed),
-                          keys.meta(feed), keys.EVENTS_STREAM, keys.NOTICES_STREAM,
+                          keys.meta(feed), part.events, part.notices,
                           keys.fence(feed), keys.health(feed), keys.lease(feed),
                           keys.lease_wanted(feed)],
                     args=self._plan_args(feed, feed_url, plan, etag, last_modified, body_hash,
@@ -263,9 +264,11 @@ class FeedState:
         return int(streak)
 
     async def notice(self, notice: Notice) -> None:
-        """Append an operator notice to the notices stream."""
+        """Append an operator notice to the notices stream of its feed's partition (the first
+        for a notice about no feed in particular, `*`)."""
+        part = keys.partitions()[0] if notice.feed == "*" else keys.partition(notice.feed)
         with _boundary(f"append a {notice.kind} notice"):
-            await self.client.xadd(keys.NOTICES_STREAM, {"notice": notice.encode()},
+            await self.client.xadd(part.notices, {"notice": notice.encode()},
                                    maxlen=self.stream_maxlen, approximate=True)
 
     async def health(self, feed: str) -> Health:

@@ -21,10 +21,10 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from feeds import Item, rss
-from service import Service, wait_until
+from service import Service, cluster_redis_yaml, wait_until
 
 from monitor.core import keys
-from monitor.ops.embedded import EmbeddedRedis, free_port
+from monitor.ops.embedded import EmbeddedRedis, LocalCluster, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -95,11 +95,11 @@ async def farm() -> AsyncIterator[Farm]:
     await runner.cleanup()
 
 
-def config_yaml(redis_url: str, farm: Farm) -> str:
+def config_yaml(redis: str, farm: Farm) -> str:
     feeds = "\n".join(f'  - {{name: f{i}, url: "{farm.url(f"/feed/{i}")}"}}'
                       for i in range(FEEDS))
     return f"""
-redis: {{url: "{redis_url}"}}
+{redis}
 defaults: {{interval: {INTERVAL}s, timeout: 3s, max_concurrency: 50}}
 fetch: {{parse_timeout: 2s}}
 feeds:
@@ -114,8 +114,26 @@ workers: {{concurrency: 8, claim_idle: 2s, delivery_lease: 5s, retry_schedule: [
 async def test_two_pollers_two_workers_share_the_feeds(
         redis_server: EmbeddedRedis, redis_client: aioredis.Redis, farm: Farm, tmp_path: Path,
         running: list[Service]) -> None:
+    await scale_out(f'redis: {{url: "{redis_server.url}"}}', redis_client, farm, tmp_path,
+                    running)
+
+
+async def test_scale_out_on_a_redis_cluster(
+        redis_cluster: LocalCluster, cluster_client: aioredis.Redis, farm: Farm,
+        tmp_path: Path, running: list[Service]) -> None:
+    """The same run on a 3-master cluster: feeds and their events spread over partitions on
+    every master; the outbox on one."""
+    await scale_out(cluster_redis_yaml(redis_cluster.url), cluster_client, farm, tmp_path,
+                    running)
+    masters = {redis_cluster.slot_owner(part.events) for part in keys.partitions()}
+    assert len(masters) == 3, masters
+
+
+async def scale_out(redis: str, redis_client: aioredis.Redis, farm: Farm, tmp_path: Path,
+                    running: list[Service]) -> None:
+    """Two pollers and two workers share the farm; one poller is SIGKILLed half-way."""
     cfg = tmp_path / "livewatch.yaml"
-    cfg.write_text(config_yaml(redis_server.url, farm))
+    cfg.write_text(config_yaml(redis, farm))
     roles = ["worker", "worker", "poller", "poller"]
     services = [Service([role, "--config", str(cfg), "--log-level", "WARNING"],
                         tmp_path / f"{role}{n}.log") for n, role in enumerate(roles)]

@@ -56,9 +56,18 @@ def _when(ms: int) -> str:
 
 
 async def retention_note(client: aioredis.Redis, start_ms: int) -> str | None:
-    """A warning when events newer than `start_ms` were trimmed from the stream, else None."""
+    """A warning when events newer than `start_ms` were trimmed from the stream (from any
+    partition's, on Redis Cluster), else None."""
+    for part in keys.partitions():
+        note = await _retention_note(client, part.events, start_ms)
+        if note is not None:
+            return note
+    return None
+
+
+async def _retention_note(client: aioredis.Redis, stream: str, start_ms: int) -> str | None:
     try:
-        info: dict[str, Any] = await client.xinfo_stream(keys.EVENTS_STREAM)
+        info: dict[str, Any] = await client.xinfo_stream(stream)
     except aioredis.ResponseError:
         return None  # no stream yet: nothing was ever kept
     added, length = info.get("entries-added"), int(info.get("length") or 0)
@@ -72,16 +81,36 @@ async def retention_note(client: aioredis.Redis, start_ms: int) -> str | None:
     return None
 
 
-async def _events(client: aioredis.Redis,
+async def _stream(client: aioredis.Redis, stream: str,
                   start_ms: int) -> AsyncIterator[tuple[str, dict[str, str]]]:
     lower = f"{start_ms}-0"
     while True:
-        batch: Any = await client.xrange(keys.EVENTS_STREAM, lower, "+", count=BATCH)
+        batch: Any = await client.xrange(stream, lower, "+", count=BATCH)
         for message_id, fields in batch:
             yield message_id, fields
         if len(batch) < BATCH:
             return
         lower = f"({batch[-1][0]}"
+
+
+def _order(message_id: str) -> tuple[int, int]:
+    ms, _, seq = message_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def _events(client: aioredis.Redis,
+                  start_ms: int) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """Events from `start_ms` on, oldest first, merged across partitions by stream id."""
+    streams = [_stream(client, part.events, start_ms) for part in keys.partitions()]
+    heads: dict[int, tuple[str, dict[str, str]]] = {}
+    for index, stream in enumerate(streams):
+        with contextlib.suppress(StopAsyncIteration):
+            heads[index] = await anext(stream)
+    while heads:
+        index = min(heads, key=lambda i: _order(heads[i][0]))
+        yield heads.pop(index)
+        with contextlib.suppress(StopAsyncIteration):
+            heads[index] = await anext(streams[index])
 
 
 async def replay_events(config: Config, client: aioredis.Redis, since: float, *,

@@ -37,8 +37,6 @@ from workers.render.notices import make_notice
 
 log = structlog.get_logger("livewatch.worker")
 
-#: The streams a worker consumes: entry events (alerts) and operator notices.
-_FIELD = {keys.EVENTS_STREAM: "event", keys.NOTICES_STREAM: "notice"}
 #: How often a worker trims events older than `state.stream_retention` from the stream.
 _TRIM_EVERY = 60.0
 
@@ -82,24 +80,27 @@ class Consumer:
             return False
         return time.monotonic() - self.last_loop < within or bool(self._tasks)
 
-    async def ensure_group(self) -> None:
-        """Create the streams and their consumer group if they do not exist."""
-        for stream in keys.STREAMS:
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
-                await self.client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0",
-                                                mkstream=True)
+    async def ensure_group(self, part: keys.Partition | None = None) -> None:
+        """Create the streams and their consumer group if they do not exist (of `part`, else
+        of every partition)."""
+        for each in keys.partitions() if part is None else (part,):
+            for stream in (each.events, each.notices):
+                with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                    await self.client.xgroup_create(stream, keys.CONSUMER_GROUP, id="0",
+                                                    mkstream=True)
 
-    async def _join(self) -> None:
+    async def _join(self, part: keys.Partition | None = None) -> None:
         """The group, and this consumer in it (listed by `status` before its first read)."""
-        await self.ensure_group()
-        for stream in keys.STREAMS:
-            await self.client.xgroup_createconsumer(stream, keys.CONSUMER_GROUP, self.name)
+        await self.ensure_group(part)
+        for each in keys.partitions() if part is None else (part,):
+            for stream in (each.events, each.notices):
+                await self.client.xgroup_createconsumer(stream, keys.CONSUMER_GROUP, self.name)
 
     async def _leave(self) -> None:
         """After a clean stop, drop this consumer from the group unless it still owns pending
         events (so `livewatch status` lists live workers and those with unfinished work)."""
         with contextlib.suppress(RedisError):
-            for stream in keys.STREAMS:
+            for stream in keys.by_stream():
                 mine: Any = await self.client.xpending_range(
                     stream, keys.CONSUMER_GROUP, min="-", max="+", count=1,
                     consumername=self.name)
@@ -108,34 +109,19 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event, block: float = 1.0) -> None:
         """Consume until `stop` is set, then wait up to `workers.shutdown_timeout` for
-        in-flight events; those cut short stay pending (unacknowledged) for another worker."""
+        in-flight events; those cut short stay pending (unacknowledged) for another worker.
+        Each partition (one on a single Redis server) is read by a loop of its own: a blocking
+        read cannot span slots."""
         await self._join()
         sender = asyncio.create_task(self.outbox.run(stop))
-        last_claim = last_trim = 0.0
+        readers = [asyncio.create_task(self._loop(stop, part, block, first=index == 0))
+                   for index, part in enumerate(keys.partitions())]
         try:
-            while not stop.is_set():
-                self.last_loop = time.monotonic()
-                try:
-                    if time.monotonic() - last_claim >= min(self.settings.claim_idle / 2, 30.0):
-                        await self.reclaim()
-                        last_claim = time.monotonic()
-                    if time.monotonic() - last_trim >= _TRIM_EVERY:
-                        await self.trim()
-                        last_trim = time.monotonic()
-                    await self.read(block)
-                except ResponseError as exc:
-                    # NOGROUP: no group; UNBLOCKED: the stream went while a read was blocked
-                    if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
-                        raise
-                    # Redis came back without our data (monitor.poll.dataloss): the streams and the
-                    # group are recreated, and reading goes on from what is there now.
-                    log.warning("consumer group missing (Redis lost its data?); recreating it")
-                    await self._join()
-                except (RedisError, OSError) as exc:  # e.g. Redis restarting: try again
-                    log.warning("worker: Redis unavailable; retrying", error=str(exc))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
+            await asyncio.gather(*readers)
         finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
             self.last_loop = None
         if not await self.drain(self.settings.shutdown_timeout):
             late = list(self._tasks)
@@ -146,12 +132,43 @@ class Consumer:
         await sender
         await self._leave()
 
+    async def _loop(self, stop: asyncio.Event, part: keys.Partition, block: float, *,
+                    first: bool) -> None:
+        """Read `part` until `stop`; the first partition's loop also re-claims stale messages
+        and trims every partition (and marks the consumer alive)."""
+        last_claim = last_trim = 0.0
+        while not stop.is_set():
+            if first:
+                self.last_loop = time.monotonic()
+            try:
+                if first and time.monotonic() - last_claim >= min(self.settings.claim_idle / 2,
+                                                                  30.0):
+                    await self.reclaim()
+                    last_claim = time.monotonic()
+                if first and time.monotonic() - last_trim >= _TRIM_EVERY:
+                    await self.trim()
+                    last_trim = time.monotonic()
+                await self.read(block, part)
+            except ResponseError as exc:
+                # NOGROUP: no group; UNBLOCKED: the stream went while a read was blocked
+                if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+                    raise
+                # Redis came back without our data (monitor.poll.dataloss): the streams and the
+                # group are recreated, and reading goes on from what is there now.
+                log.warning("consumer group missing (Redis lost its data?); recreating it",
+                            stream=part.events)
+                await self._join(part)
+            except (RedisError, OSError) as exc:  # e.g. Redis restarting: try again
+                log.warning("worker: Redis unavailable; retrying", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+
     async def trim(self) -> None:
-        """Drop events older than `state.stream_retention` (replay's horizon) from the stream."""
+        """Drop events older than `state.stream_retention` (replay's horizon) from the streams."""
         horizon_ms = int((time.time() - self.config.state.stream_retention) * 1000)
-        with contextlib.suppress(ResponseError):
-            await self.client.xtrim(keys.EVENTS_STREAM, minid=f"{horizon_ms}-0",
-                                    approximate=True)
+        for part in keys.partitions():
+            with contextlib.suppress(ResponseError):
+                await self.client.xtrim(part.events, minid=f"{horizon_ms}-0", approximate=True)
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait for the events being handled (at most `timeout`); True when none is left."""
@@ -159,19 +176,21 @@ class Consumer:
             await asyncio.wait(set(self._tasks), timeout=timeout)
         return not self._tasks
 
-    async def read(self, block: float | None) -> int:
-        """Read new events and notices (waiting up to `block` seconds for one, not at all if
-        None) and start handling them; returns how many were read."""
-        await self._slots.acquire()
-        self._slots.release()
-        response: Any = await self.client.xreadgroup(
-            keys.CONSUMER_GROUP, self.name, dict.fromkeys(keys.STREAMS, ">"),
-            count=self.settings.concurrency, block=int(block * 1000) if block else None)
+    async def read(self, block: float | None, part: keys.Partition | None = None) -> int:
+        """Read new events and notices of `part` (of every partition in turn if None; waiting
+        up to `block` seconds for one, not at all if None) and start handling them; returns how
+        many were read."""
         count = 0
-        for stream, messages in response or []:
-            for message_id, fields in messages:
-                count += 1
-                await self._start(stream, message_id, fields)
+        for each in keys.partitions() if part is None else (part,):
+            await self._slots.acquire()
+            self._slots.release()
+            response: Any = await self.client.xreadgroup(
+                keys.CONSUMER_GROUP, self.name, {each.events: ">", each.notices: ">"},
+                count=self.settings.concurrency, block=int(block * 1000) if block else None)
+            for stream, messages in response or []:
+                for message_id, fields in messages:
+                    count += 1
+                    await self._start(stream, message_id, fields)
         return count
 
     async def _start(self, stream: str, message_id: str, fields: dict[str, str]) -> None:
@@ -186,7 +205,7 @@ class Consumer:
 
     async def reclaim(self) -> None:
         """Dead-letter messages delivered too often; claim and handle other stale pending ones."""
-        for stream in keys.STREAMS:
+        for stream in keys.by_stream():
             await self._reclaim(stream)
 
     async def _reclaim(self, stream: str) -> None:
@@ -213,12 +232,12 @@ class Consumer:
 
     async def _dead_letter(self, stream: str, message_id: str, fields: dict[str, str],
                            error: str) -> None:
-        field = _FIELD[stream]
+        part, field = keys.by_stream()[stream]
         record: dict[Any, Any] = {field: fields.get(field, ""), "stream": stream,
                                   "source_id": message_id, "error": error[:1000],
                                   "at": str(time.time())}
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xadd(keys.DEAD_EVENTS_STREAM, record,
+            pipe.xadd(part.dead, record,
                       maxlen=self.config.state.stream_maxlen, approximate=True)
             pipe.xack(stream, keys.CONSUMER_GROUP, message_id)
             await pipe.execute()
@@ -229,8 +248,9 @@ class Consumer:
     async def _handle_and_ack(self, stream: str, message_id: str,
                               fields: dict[str, str]) -> None:
         handle: Callable[[], Awaitable[None]]
+        _, field = keys.by_stream()[stream]
         try:
-            if stream == keys.NOTICES_STREAM:
+            if field == "notice":
                 notice = Notice.decode(fields["notice"])
                 handle, about = partial(self.handle_notice, notice), notice.feed
             else:
@@ -238,7 +258,7 @@ class Consumer:
                 handle, about = partial(self.handle, event), event.feed
         except (KeyError, ValueError, TypeError) as exc:
             await self._dead_letter(stream, message_id, fields,
-                                    f"undecodable {_FIELD[stream]}: {exc}")
+                                    f"undecodable {field}: {exc}")
             return
         heartbeat = asyncio.create_task(self._keep_claimed(stream, message_id))
         try:
