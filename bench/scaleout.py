@@ -3,6 +3,7 @@ Redis and the local feed farm, with posts added throughout and one poller SIGKIL
 replaced) half-way.
 
     python -m bench.scaleout --feeds 2000 --minutes 5        # 2 pollers + 2 workers, 30 s
+    python -m bench.scaleout --feeds 2000 --minutes 5 --cluster   # on a 3-master cluster
 
 Prints fetches per feed per interval (all pollers together: ~1 means each feed is polled once
 per interval, ~2 would be once per poller), the share of polls closer than half an interval to
@@ -32,7 +33,7 @@ import httpx
 from aiohttp import web
 
 from bench.farm import Farm, serving
-from monitor.ops.embedded import EmbeddedRedis
+from monitor.ops.embedded import EmbeddedRedis, LocalCluster
 
 REPO = Path(__file__).resolve().parent.parent
 _POST = re.compile(r"p(\d+)$")
@@ -50,8 +51,10 @@ class CountingFarm(Farm):
         return await super().feed(request)
 
 
-def config_yaml(base: str, feeds: int, redis_url: str, interval: float) -> str:
-    lines = [f'redis: {{url: "{redis_url}"}}',
+def config_yaml(base: str, feeds: int, redis_url: str, interval: float,
+                cluster: bool = False) -> str:
+    lines = [f'redis: {{url: "{redis_url}", cluster: true}}' if cluster else
+             f'redis: {{url: "{redis_url}"}}',
              f"defaults: {{interval: {interval}s, timeout: 20s, max_concurrency: 100}}",
              "state: {stream_maxlen: 1000000}", "feeds:"]
     lines += [f'  - {{name: f{i}, url: "{base}/feed/{i}"}}' for i in range(feeds)]
@@ -105,13 +108,15 @@ class Role:
 
 
 async def run(feeds: int, minutes: float, interval: float, pollers: int, workers: int,
-              rate: int, keep_logs: Path | None) -> None:
+              rate: int, keep_logs: Path | None, cluster: bool = False) -> None:
     farm = CountingFarm(feeds)
     async with serving(farm) as base:
         with tempfile.TemporaryDirectory() as tmp, \
-                EmbeddedRedis(Path(tmp) / "redis", appendonly=False) as redis_server:
+                (LocalCluster(Path(tmp) / "cluster") if cluster else
+                 EmbeddedRedis(Path(tmp) / "redis", appendonly=False)) as redis_server:
             config = Path(tmp) / "livewatch.yaml"
-            config.write_text(config_yaml(base, feeds, redis_server.url, interval))
+            config.write_text(config_yaml(base, feeds, redis_server.url, interval, cluster))
+            print(f"redis: {'a 3-master cluster' if cluster else 'one server'}")
             logs = keep_logs or Path(tmp)
             logs.mkdir(parents=True, exist_ok=True)
             roles = [Role("worker", config, logs, n) for n in range(workers)]
@@ -201,9 +206,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rate", type=int, default=10, help="posts added every 5 s")
     parser.add_argument("--logs", type=Path, help="keep the processes' JSON logs here")
+    parser.add_argument("--cluster", action="store_true",
+                        help="on a local 3-master Redis Cluster instead of one server")
     args = parser.parse_args()
     asyncio.run(run(args.feeds, args.minutes, args.interval, args.pollers, args.workers,
-                    args.rate, args.logs))
+                    args.rate, args.logs, args.cluster))
 
 
 if __name__ == "__main__":
