@@ -118,6 +118,7 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
         for feed in config.feeds:
             pipe.hgetall(keys.health(feed.name))
             pipe.hlen(keys.fingerprints(feed.name))
+            pipe.hmget(keys.websub(feed.name), "state", "hub", "lease_until")
         pipe.hgetall(keys.CHANNEL_STATS)
         pipe.zcard(keys.OUTBOX_DUE)
         pipe.zcard(keys.OUTBOX_DEAD)
@@ -125,11 +126,11 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
         for part in keys.partitions():
             pipe.xlen(part.dead)
         results = await pipe.execute()
-    dead_letters = sum(int(n) for n in results[2 * len(config.feeds) + 4:])
-    results = results[:2 * len(config.feeds) + 4]
+    dead_letters = sum(int(n) for n in results[3 * len(config.feeds) + 4:])
+    results = results[:3 * len(config.feeds) + 4]
     feeds = []
     for index, feed in enumerate(config.feeds):
-        health, entries = results[2 * index], results[2 * index + 1]
+        health, entries, (push, hub, lease_until) = results[3 * index:3 * index + 3]
         feeds.append({
             "name": feed.name, "kind": feed.kind, "detected_kind": health.get("kind") or None,
             "enabled": feed.enabled, "interval": config.interval(feed),
@@ -140,6 +141,10 @@ async def collect(client: aioredis.Redis, config: Config) -> dict[str, Any]:
             "consecutive_failures": int(health.get("consecutive_failures") or 0),
             "total_failures": int(health.get("total_failures") or 0),
             "last_error": health.get("last_error") or None,
+            # WebSub: the subscription's state (pending, verified, denied, unsubscribing)
+            "push": {"state": push, "hub": hub,
+                     "lease_until": float(lease_until) if lease_until else None}
+            if push else None,
         })
     stats: dict[str, str] = results[-4]
     queued, dead_alerts, disabled = int(results[-3]), int(results[-2]), set(results[-1])
@@ -161,11 +166,20 @@ def _when(at: float | None, now: float) -> str:
     return f"in {text}" if delta > 0 else f"{text} ago"
 
 
+def _push(push: dict[str, Any] | None, now: float) -> str:
+    """A feed's WebSub subscription in a few words: `verified, lease ends in 9d`, `-` for none."""
+    if not push:
+        return "-"
+    if push["state"] == "verified" and push["lease_until"]:
+        return f"verified, lease ends {_when(push['lease_until'], now)}"
+    return str(push["state"])
+
+
 def render(report: dict[str, Any], out: Console) -> None:
     """Print `report` (from `collect`) as rich tables."""
     now = report["at"]
     feeds = Table("feed", "kind", "interval", "last poll", "result", "next poll", "entries",
-                  "failures", "last error", title="feeds")
+                  "push", "failures", "last error", title="feeds")
     for f in report["feeds"]:
         kind = f["kind"] if not f["detected_kind"] or f["kind"] != "auto" else \
             f"auto: {f['detected_kind']}"
@@ -173,7 +187,7 @@ def render(report: dict[str, Any], out: Console) -> None:
         style = "red" if f["consecutive_failures"] else ""
         feeds.add_row(f["name"] + ("" if f["enabled"] else " (disabled)"), kind,
                       f"{f['interval']:g}s", _when(f["last_poll"], now), result,
-                      _when(f["next_poll"], now), str(f["entries"]),
+                      _when(f["next_poll"], now), str(f["entries"]), _push(f.get("push"), now),
                       str(f["consecutive_failures"]), (f["last_error"] or "")[:80], style=style)
     out.print(feeds)
     channels = Table("channel", "type", *CHANNEL_OUTCOMES, title="channels")

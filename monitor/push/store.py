@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any, Literal, TypeVar, cast
 
 import redis.asyncio as aioredis
@@ -25,42 +26,13 @@ Mode = Literal["subscribe", "unsubscribe", ""]
 
 T = TypeVar("T")
 
-# KEYS: 1 the subscription hash, 2 the due set. ARGV: 1 feed, 2 '' (leave the schedule),
-# 'unschedule' or the due time, 3.. field, value pairs. Returns 0 when there is no hash.
-_UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if ARGV[2] == 'unschedule' then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-elseif ARGV[2] ~= '' then
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-end
-return 1
-"""
 
-# KEYS: 1 the due set. ARGV: 1 feed, 2 now, 3 the new due time. 1 when claimed.
-_CLAIM = """
-local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if due and tonumber(due) <= tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-  return 1
-end
-return 0
-"""
+def _lua(name: str) -> str:
+    return files("monitor.push").joinpath(name).read_text(encoding="utf-8")
 
-# KEYS: 1 the subscription hash, 2 the callback index, 3 the due set. ARGV: 1 feed, 2 token,
-# 3 due time, 4.. field, value pairs. Creates the subscription only when the feed has none;
-# returns the stored hash's fields (flat) either way.
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-end
-return redis.call('HGETALL', KEYS[1])
-"""
+
+#: The subscription scripts (each file's header says its KEYS and ARGV).
+_UPDATE, _CLAIM, _CREATE = _lua("update.lua"), _lua("claim.lua"), _lua("create.lua")
 
 #: A claimed feed is due again this many seconds later unless its work reschedules it.
 CLAIM_GRACE = 120.0

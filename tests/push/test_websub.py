@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from feeds import Item, rss
 from hub import Hub
 from prometheus_client import REGISTRY
+from rich.console import Console
 from servers import FeedServer, WebhookReceiver
 from service import Service, events, wait_until
 
@@ -29,6 +30,7 @@ from monitor.core import keys
 from monitor.fetch.client import Fetcher
 from monitor.ops.control import Control
 from monitor.ops.embedded import EmbeddedRedis, free_port
+from monitor.ops.status import collect, render
 from monitor.poll.poller import Poller
 from monitor.poll.role import make_state
 from monitor.poll.scheduler import FeedScheduler
@@ -391,6 +393,12 @@ async def test_verification_only_for_the_pending_request(
         assert await asyncio.to_thread(hub.deny, topic, callback) == 404
         assert await redis_client.hget(keys.websub("summit"), "state") == "verified"
         assert await redis_client.zscore(keys.WEBSUB_DUE, "summit") is not None
+        (feed,) = (await collect(redis_client, config))["feeds"]  # as `livewatch status`
+        assert feed["push"]["state"] == "verified" and feed["push"]["hub"] == hub.url("/hub")
+        assert feed["push"]["lease_until"] > time.time()
+        out = Console(record=True, width=300)
+        render(await collect(redis_client, config), out)
+        assert "verified, lease ends in" in out.export_text()
 
 
 async def test_lease_is_renewed_before_it_ends(
