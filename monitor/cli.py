@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import structlog
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +24,8 @@ from monitor.config.models import Config
 from monitor.config.secrets import env_values, world_readable_secrets
 from monitor.core.errors import ConfigError, LivewatchError, StateError
 from monitor.core.redaction import redact, url_shown
-from monitor.ops.control import Control, serve
+from monitor.ops.child import ChildSpec, watching_parent
+from monitor.ops.control import Control, Role, serve
 from monitor.ops.inspect import inspect_command
 from monitor.ops.logs import configure_logging
 from monitor.ops.runtime import redis_client
@@ -39,6 +41,20 @@ log_options = [
                  help="auto: human lines on a terminal, JSON lines otherwise."),
     click.option("--log-level", default="INFO", show_default=True),
 ]
+
+
+def _spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> ChildSpec | None:
+    if value is None:
+        return None
+    try:
+        return ChildSpec.model_validate_json(value)
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+#: Set by `livewatch run --processes N` on its children (`monitor.ops.child`); hidden.
+supervised_option = click.option("--supervised", "supervised", hidden=True, callback=_spec,
+                                 help="A ChildSpec as JSON (from the supervisor).")
 
 
 def with_logging(func: Any) -> Any:
@@ -141,25 +157,60 @@ def check_config(path: Path) -> None:
 @main.command("poller")
 @config_option
 @with_logging
-def poller(config_path: Path, log_format: str, log_level: str) -> None:
+@supervised_option
+def poller(config_path: Path, log_format: str, log_level: str,
+           supervised: ChildSpec | None) -> None:
     """Run only the pollers (scale out: any number of pollers and workers share one Redis)."""
 
     async def role(config: Config, client: Any, stop: asyncio.Event, control: Control) -> None:
         await run_pollers(config, client, stop, control=control)
 
-    serve_role(config_path, log_format, log_level, role)
+    serve_role(config_path, log_format, log_level, role, supervised)
 
 
-def serve_role(config_path: Path, log_format: str, log_level: str, role: Any) -> None:
-    """Set up logging, load the config (exit 2 if invalid), and serve `role` until stopped."""
+def _watched(role: Role, spec: ChildSpec) -> Role:
+    """`role`, stopped gracefully when the supervisor of this child is gone."""
+
+    async def run(config: Config, client: Any, stop: asyncio.Event, control: Control) -> None:
+        with watching_parent(spec, stop):
+            await role(config, client, stop, control)
+
+    return run
+
+
+def serve_role(config_path: Path, log_format: str, log_level: str, role: Role,
+               supervised: ChildSpec | None = None) -> None:
+    """Set up logging, load the config (exit 2 if invalid), and serve `role` until stopped;
+    `supervised`: as a child of `livewatch run --processes N`, with its overrides."""
+    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    adjust = None
+    if supervised is not None:
+        structlog.contextvars.bind_contextvars(process=supervised.name)
+        role, adjust = _watched(role, supervised), supervised.apply
+    config = load_or_exit(config_path)
+    if supervised is None:  # else the supervisor said it
+        warn_literal_secrets(config_path)
+    try:
+        asyncio.run(serve(adjust(config) if adjust else config, config_path, role,
+                          adjust=adjust))
+    except LivewatchError as exc:
+        fail(exc)
+    exit_abandoning_parses()  # shutdown is bounded whatever a parsing thread is doing
+
+
+def serve_supervised(config_path: Path, log_format: str, log_level: str, pollers: int) -> None:
+    """`livewatch run --processes N`: load the config (exit 2 if invalid) before any child
+    starts, then supervise `pollers` poller processes and one worker process until stopped."""
+    from monitor.ops.supervisor import supervise
+
     configure_logging(log_format, log_level)  # type: ignore[arg-type]
     config = load_or_exit(config_path)
     warn_literal_secrets(config_path)
     try:
-        asyncio.run(serve(config, config_path, role))
+        asyncio.run(supervise(config, config_path, pollers,
+                              ["--log-format", log_format, "--log-level", log_level]))
     except LivewatchError as exc:
         fail(exc)
-    exit_abandoning_parses()  # shutdown is bounded whatever a parsing thread is doing
 
 
 @main.command("status")

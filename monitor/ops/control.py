@@ -43,9 +43,13 @@ _AT_START = (("workers", "concurrency"), ("defaults", "user_agent"),
 class Control:
     """Readiness checks and reload subscribers of one process."""
 
-    def __init__(self, config: Config, path: Path | None = None) -> None:
+    def __init__(self, config: Config, path: Path | None = None,
+                 adjust: Callable[[Config], Config] | None = None) -> None:
+        """`adjust` is applied to every reloaded file, as it was to `config` (a supervised
+        child's `ChildSpec.apply`)."""
         self.config = config
         self.path = path
+        self._adjust = adjust or (lambda new: new)
         self._checks: dict[str, Check] = {}
         self._reloaders: list[Reloader] = []
         self._lock = asyncio.Lock()
@@ -87,7 +91,7 @@ class Control:
                 log.error("configuration reload rejected; keeping the running one",
                           file=str(self.path), problems=[str(p) for p in exc.problems])
                 return False
-            new = await self._keep_fixed(new)
+            new = await self._keep_fixed(self._adjust(new))
             changes = describe_changes(self.config, new)
             failed = False
             for reloader in self._reloaders:
@@ -127,14 +131,15 @@ def describe_changes(old: Config, new: Config) -> dict[str, Any]:
     return out
 
 
-async def serve(config: Config, path: Path | None, role: Role) -> None:
+async def serve(config: Config, path: Path | None, role: Role, *,
+                adjust: Callable[[Config], Config] | None = None) -> None:
     """Run `role` until SIGINT/SIGTERM, reloading on SIGHUP, with the operations endpoint when
-    `http.listen` is set."""
+    `http.listen` is set. `config` is already adjusted; `adjust` is for the reloaded ones."""
     from monitor.ops.endpoints import ops_endpoint
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    control = Control(config, path)
+    control = Control(config, path, adjust)
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, control.request_reload)
     control.add_check("process", lambda: "stopping" if stop.is_set() else None)
     async with connect_redis(config) as client, ops_endpoint(control, client):

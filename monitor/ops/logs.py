@@ -16,7 +16,9 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO",
     """Route structlog (and stdlib logging) to `stream` (stderr) in the chosen format.
 
     Log calls are synchronous (`log.info`, not `await log.ainfo`): structlog's async methods
-    hand every line to a thread, ~10x the CPU of rendering and writing it (220 vs 22 us)."""
+    hand every line to a thread, ~10x the CPU of rendering and writing it (220 vs 22 us).
+    Each line is one write, newline included: processes sharing a stream (`run --processes`,
+    with PYTHONUNBUFFERED as in deploy/) never splice their lines into each other's."""
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -33,7 +35,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO",
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream,

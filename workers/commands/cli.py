@@ -17,21 +17,26 @@ from monitor.cli import (
     feed_url_shown,
     load_or_exit,
     serve_role,
+    serve_supervised,
+    supervised_option,
     with_logging,
 )
 from monitor.config.models import Config
 from monitor.config.secrets import env_values
 from monitor.core.errors import LivewatchError
 from monitor.fetch.client import Fetcher
+from monitor.ops.child import ChildSpec
 from monitor.ops.control import Control
 from monitor.ops.inspect import describe
 from monitor.ops.logs import configure_logging
+from monitor.ops.supervisor import process_count
 from monitor.sources.reading import read_document
 from workers.match.matcher import Matcher
 from workers.service import run_all, run_workers
 
 
-def _serve(config_path: Path, log_format: str, log_level: str, pollers: bool) -> None:
+def _serve(config_path: Path, log_format: str, log_level: str, pollers: bool,
+           supervised: ChildSpec | None = None) -> None:
     async def role(config: Config, client: aioredis.Redis, stop: asyncio.Event,
                    control: Control) -> None:
         if pollers:
@@ -39,23 +44,40 @@ def _serve(config_path: Path, log_format: str, log_level: str, pollers: bool) ->
         else:
             await run_workers(config, client, stop, control=control)
 
-    serve_role(config_path, log_format, log_level, role)
+    serve_role(config_path, log_format, log_level, role, supervised)
+
+
+def _processes(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return process_count(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("run")
 @config_option
 @with_logging
-def run(config_path: Path, log_format: str, log_level: str) -> None:
-    """Run pollers and workers in one process until SIGINT/SIGTERM."""
-    _serve(config_path, log_format, log_level, pollers=True)
+@click.option("--processes", default="1", show_default=True, metavar="N|auto",
+              callback=_processes,
+              help="1: pollers and worker in this process. N >= 2: a supervisor of N poller "
+                   "processes and one worker process (auto: one poller per usable core).")
+def run(config_path: Path, log_format: str, log_level: str, processes: int) -> None:
+    """Run pollers and workers until SIGINT/SIGTERM: in one process, or (--processes N) as N
+    poller processes and a worker process under a supervisor."""
+    if processes == 1:
+        _serve(config_path, log_format, log_level, pollers=True)
+    else:
+        serve_supervised(config_path, log_format, log_level, processes)
 
 
 @click.command("worker")
 @config_option
 @with_logging
-def worker(config_path: Path, log_format: str, log_level: str) -> None:
+@supervised_option
+def worker(config_path: Path, log_format: str, log_level: str,
+           supervised: ChildSpec | None) -> None:
     """Run only a worker: consume events, match rules, deliver alerts."""
-    _serve(config_path, log_format, log_level, pollers=False)
+    _serve(config_path, log_format, log_level, pollers=False, supervised=supervised)
 
 
 async def _poll_once(config: Config, names: tuple[str, ...], out: Console,
