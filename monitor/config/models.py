@@ -39,6 +39,7 @@ from monitor.config.channels import (
     WebhookChannelSettings,
     parse_rate,
 )
+from monitor.config.console import ConsoleSettings, ConsoleToken
 from monitor.config.selectors import check_css, check_spec
 from monitor.config.values import (
     ByteSize,
@@ -383,6 +384,7 @@ class Config(Model):
     operator: OperatorSettings = Field(default_factory=OperatorSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     websub: WebSubSettings = Field(default_factory=WebSubSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     def feed(self, name: str) -> FeedSettings:
         """The feed called `name` (KeyError if none)."""
@@ -420,7 +422,8 @@ class Config(Model):
 
 __all__ = [
     "DEFAULT_USER_AGENT", "AnyChannelSettings", "AppriseChannelSettings", "ByteSize",
-    "ChannelSettings", "ChatWebhookSettings", "Config", "Defaults", "DiscordChannelSettings",
+    "ChannelSettings", "ChatWebhookSettings", "Config", "ConsoleSettings", "ConsoleToken",
+    "Defaults", "DiscordChannelSettings",
     "Duration", "EmailChannelSettings", "FeedSettings", "FetchSettings", "HttpSettings",
     "HttpUrl", "Model", "Name", "OperatorSettings", "QuietHours", "Rate", "RedisSettings",
     "RuleSettings", "SelectorSettings", "SentinelSettings", "Severity", "SlackChannelSettings",

@@ -153,6 +153,8 @@ OUTBOX_DUE = f"{_OUTBOX}:due"
 OUTBOX_RECENT = f"{_OUTBOX}:recent"
 #: Sorted set: delivery id -> when it was dead-lettered.
 OUTBOX_DEAD = f"{_OUTBOX}:dead"
+#: Hash: silence id -> JSON of the silence (`workers.outbox.silences`).
+SILENCES = f"{_OUTBOX}:silences"
 #: Hash: channel -> JSON {reason, at, fingerprint} of channels disabled after HTTP 410.
 DISABLED_CHANNELS = f"{_OUTBOX}:disabled"
 #: Set: channels with held (digest, rate-limited, quiet-hours) deliveries.
@@ -162,6 +164,12 @@ HELD_CHANNELS = f"{_OUTBOX}:held"
 def delivery(delivery_id: str) -> str:
     """Hash: one delivery (item JSON, channel, state, attempts, times, last error)."""
     return f"{_OUTBOX}:d:{delivery_id}"
+
+
+def ack(alert: str) -> str:
+    """String (expiring): JSON {by, at, comment} of an alert's acknowledgement (the alert id of
+    `workers.console.alerts`)."""
+    return f"{_OUTBOX}:ack:{alert}"
 
 
 def held(channel: str) -> str:
@@ -203,6 +211,11 @@ WEBSUB_DUE = f"{_WEBSUB}:due"
 #: Pub/sub channel: a feed name, published by the process a notification reached when another
 #: poller holds the feed's lease (that one polls it).
 PUSH_CHANNEL = f"{PREFIX}:push"
+
+
+def login_failures(client: str) -> str:
+    """Counter (expiring): failed console sign-ins from one client address."""
+    return f"{PREFIX}:console:login:{client}"
 
 
 def websub(feed: str) -> str:

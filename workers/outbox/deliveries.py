@@ -36,6 +36,8 @@ class Delivery:
     next_at: float | None
     delivered_at: float | None
     digest: str | None
+    #: The silence that held it (state `silenced`).
+    silenced_by: str | None = None
 
     @classmethod
     def from_hash(cls, delivery_id: str, raw: Mapping[str, str]) -> Delivery:
@@ -49,7 +51,8 @@ class Delivery:
                    feed=raw.get("feed", ""), title=raw.get("title", ""),
                    last_error=raw.get("last_error") or None,
                    last_attempt=number("last_attempt"), next_at=number("next_at"),
-                   delivered_at=number("delivered_at"), digest=raw.get("digest") or None)
+                   delivered_at=number("delivered_at"), digest=raw.get("digest") or None,
+                   silenced_by=raw.get("silenced_by") or None)
 
 
 async def recent(client: aioredis.Redis, limit: int = 50, *, channel: str | None = None,

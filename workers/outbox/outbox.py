@@ -41,6 +41,7 @@ from monitor.ops import metrics
 from workers.channels import Channel
 from workers.outbox.codec import Deliverable, Digest, decode, encode
 from workers.outbox.policy import rate_spill, retry_delay, route
+from workers.outbox.silences import Silence, Silences
 from workers.outbox.store import OutboxStore, until_answered
 from workers.render.alert import Alert
 from workers.render.notices import OperatorNotice, make_notice
@@ -51,6 +52,16 @@ log = structlog.get_logger("livewatch.outbox")
 DIGEST_MAX_ITEMS = 200
 
 AlertHook = Callable[[Alert], None]
+
+
+def _holding(silences: Sequence[Silence], item: Alert | OperatorNotice,
+             now: float) -> Silence | None:
+    """The active silence holding `item` (the one ending last); notices are never held."""
+    if not isinstance(item, Alert):
+        return None
+    labels = {"rule": item.rule, "feed": item.event.feed, "channel": item.channel}
+    held = [s for s in silences if s.holds(labels, now)]
+    return max(held, key=lambda s: s.ends_at) if held else None
 
 
 def fingerprint(settings: AnyChannelSettings) -> str:
@@ -72,6 +83,7 @@ class Outbox:
                  *, on_alert: AlertHook | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = OutboxStore(client)
+        self.silences = Silences(client)
         self.on_alert = on_alert
         #: Wall-clock epoch seconds: due times, holds and quiet hours are read from it.
         self.clock = clock
@@ -94,27 +106,39 @@ class Outbox:
 
     async def submit(self, items: Sequence[tuple[Alert | OperatorNotice, bool]]) -> None:
         """Queue `(item, urgent)` deliveries; those claimed at once start sending now (in the
-        background: `drain` waits for them). Returns once every item is durably queued."""
+        background: `drain` waits for them). Returns once every item is durably queued. An
+        alert an active silence holds is recorded as `silenced` and not sent."""
+        silences = await self.silences.all() if any(isinstance(i, Alert) for i, _ in items) \
+            else []
         for item, urgent in items:
-            claim = await self._queue(item, urgent)
+            silence = _holding(silences, item, self.clock())
+            claim = await self._queue(item, urgent, silence)
             if claim is not None:
                 self._spawn(item.id, claim, item)
 
-    async def _queue(self, item: Alert | OperatorNotice, urgent: bool) -> str | None:
+    async def _queue(self, item: Alert | OperatorNotice, urgent: bool,
+                     silence: Silence | None = None) -> str | None:
         """Queue one item; its claim token when this worker is to send it now."""
         now = self.clock()
         settings = self.channel_settings.get(item.channel)
         decision = route(settings, now, urgent=urgent) if settings else None
         action = decision.action if decision else "send"
-        if action == "send" and self._sending >= self.settings.concurrency:
+        reason = decision.reason if decision else ""
+        if silence is not None:
+            action, reason = "silence", silence.id
+        elif action == "send" and self._sending >= self.settings.concurrency:
             action = "queue"  # no free slot: a claim now could outlive its lease in our queue
         status, claim = await self.store.enqueue(
             item, encode(item), now=now, action=action,
             lease_until=now + self.settings.delivery_lease,
-            due=decision.due if decision else now, reason=decision.reason if decision else "",
+            due=decision.due if decision else now, reason=reason,
             keep_due=bool(decision and decision.keep_due),
-            rate=rate_spill(settings, now) if settings and not urgent else ("", 0, 0, 0.0, ""))
-        if status == "held":
+            rate=rate_spill(settings, now) if settings and not urgent else ("", 0, 0, 0.0, ""),
+            silenced_ttl=int(self.config.state.delivered_ttl))
+        if status == "silenced":
+            metrics.observe_delivery(item.channel, "silenced")
+            log.info("silenced", silence=reason, **_ids(item))
+        elif status == "held":
             metrics.observe_delivery(item.channel, "held")
             log.info("held for digest", **_ids(item))
             self._wake.set()

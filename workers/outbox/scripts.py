@@ -3,8 +3,9 @@
 All keys share the `{outbox}` hash tag (one Cluster slot). A delivery hash has `item` (the
 deliverable's JSON), `channel`, `state` (`held`, `queued`, `sending`, `delivered`, `dead`,
 `digested`), `claim` (bumped by every claim: a sender's fencing token), `attempts`,
-`created`, `next_at`, `last_attempt`, `last_error`, `delivered_at`, `dead_at`, and listing
-fields `kind`, `rule`, `feed`, `title`.
+`created`, `next_at`, `last_attempt`, `last_error`, `delivered_at`, `dead_at`, `silenced_by`
+(state `silenced`: held by that silence, never sent), and listing fields `kind`, `rule`,
+`feed`, `title`.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ def stamp(value: float) -> str:
 
 #: Queue a delivery unless its id exists: claimed for sending at once (`send`: `{'claimed'}`),
 #: queued due now for whichever worker has a free slot (`queue`: `{'queued'}`), or held for the
-#: channel's next digest (`hold`: `{'held'}`); rate-limited channels count sends atomically.
+#: channel's next digest (`hold`: `{'held'}`), or recorded as held by a silence whose id is
+#: `reason` (`silence`: `{'silenced'}`, never sent, expiring after `silenced_ttl`);
+#: rate-limited channels count sends atomically.
 #: KEYS: delivery, due, recent, held list, hold hash, held channels, rate counter.
 #: ARGV: id, item, channel, now, action, lease_until, due, reason, keep_due, limit, rate_ttl,
-#: rate_due, rate_reason, recent_cap, kind, rule, feed, title.
+#: rate_due, rate_reason, recent_cap, kind, rule, feed, title, silenced_ttl.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 local action, due, reason, keep = ARGV[5], ARGV[7], ARGV[8], ARGV[9]
 local limit = tonumber(ARGV[10])
-if action ~= 'hold' and limit > 0 then
+if action ~= 'hold' and action ~= 'silence' and limit > 0 then
   local sent = redis.call('INCR', KEYS[7])
   if sent == 1 then redis.call('EXPIRE', KEYS[7], ARGV[11]) end
   if sent > limit then action, due, reason, keep = 'hold', ARGV[12], ARGV[13], '0' end
@@ -34,6 +37,11 @@ redis.call('HSET', KEYS[1], 'item', ARGV[2], 'channel', ARGV[3], 'created', ARGV
   'title', ARGV[18])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[14]) + 1))
+if action == 'silence' then
+  redis.call('HSET', KEYS[1], 'state', 'silenced', 'silenced_by', reason)
+  redis.call('EXPIRE', KEYS[1], ARGV[19])
+  return {'silenced'}
+end
 if action == 'hold' then
   redis.call('HSET', KEYS[1], 'state', 'held', 'reason', reason)
   redis.call('RPUSH', KEYS[4], ARGV[1])

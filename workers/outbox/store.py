@@ -91,9 +91,11 @@ class OutboxStore:
     @state_errors
     async def enqueue(self, item: Alert | OperatorNotice, payload: bytes, *, now: float,
                       action: str, lease_until: float, due: float, reason: str, keep_due: bool,
-                      rate: tuple[str, int, int, float, str]) -> tuple[str, str | None]:
+                      rate: tuple[str, int, int, float, str],
+                      silenced_ttl: int = 86400) -> tuple[str, str | None]:
         """Queue `item` (ENQUEUE) unless its id exists; `rate` is (window, limit, ttl, due,
-        reason) of the channel's rate limit. Returns (status, claim token if claimed)."""
+        reason) of the channel's rate limit; action `silence` records it as held by the
+        silence whose id is `reason`. Returns (status, claim token if claimed)."""
         window, limit, rate_ttl, rate_due, rate_reason = rate
         result: Any = await self._enqueue(
             keys=[keys.delivery(item.id), keys.OUTBOX_DUE, keys.OUTBOX_RECENT,
@@ -101,7 +103,8 @@ class OutboxStore:
                   keys.rate(item.channel, window or "none")],
             args=[item.id, payload, item.channel, stamp(now), action, stamp(lease_until),
                   stamp(due), reason, "1" if keep_due else "0", limit, rate_ttl,
-                  stamp(rate_due), rate_reason, RECENT_CAP, *_listing_fields(item)])
+                  stamp(rate_due), rate_reason, RECENT_CAP, *_listing_fields(item),
+                  max(int(silenced_ttl), 1)])
         status = str(result[0])
         return status, str(result[1]) if status == "claimed" else None
 
