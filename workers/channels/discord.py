@@ -12,7 +12,7 @@ from typing import Any
 from monitor.config.models import DiscordChannelSettings
 from workers.channels.chathook import ChatWebhookChannel, with_sender
 from workers.outbox.codec import Deliverable
-from workers.render.alert import Alert, detected_at
+from workers.render.alert import Alert, action_links, detected_at
 from workers.render.chat import MARKDOWN, alert_text, digest_heading, digest_lines, notice_text
 from workers.render.digest import digest_window
 from workers.render.notices import OperatorNotice
@@ -21,6 +21,8 @@ CONTENT_MAX = 2000
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096
 FIELD_MAX = 256
+#: Discord's own limit on a field's value (the console links' field).
+LINKS_MAX = 1024
 #: Embed colours: alerts blue, notices amber.
 ALERT_COLOUR = 0x3B82F6
 NOTICE_COLOUR = 0xF59E0B
@@ -43,6 +45,9 @@ def alert_embed(alert: Alert) -> dict[str, Any]:
         embed["url"] = text.link
     if text.sources:
         embed["fields"].append(_field("Carried by", text.sources))
+    if alert.actions:
+        embed["fields"].append({"name": "Console", "inline": False, "value": " · ".join(
+            f"[{label}]({url})" for label, url in action_links(alert))[:LINKS_MAX]})
     return embed
 
 

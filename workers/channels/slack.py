@@ -11,7 +11,7 @@ from typing import Any
 from monitor.config.models import SlackChannelSettings
 from workers.channels.chathook import ChatWebhookChannel, with_sender
 from workers.outbox.codec import Deliverable
-from workers.render.alert import Alert, alert_title
+from workers.render.alert import Alert, action_links, alert_title
 from workers.render.chat import (
     SLACK,
     alert_text,
@@ -59,6 +59,12 @@ def alert_blocks(alert: Alert) -> list[dict[str, Any]]:
     if text.sources:
         facts.append(f"Carried by {text.sources}")
     blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(facts)[:SECTION_MAX])]})
+    if alert.actions:
+        blocks.append({"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url,
+             "action_id": f"lw_{kind}"}
+            for (kind, url), (label, _) in zip(alert.actions, action_links(alert),
+                                               strict=True)]})
     return blocks
 
 

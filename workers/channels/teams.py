@@ -11,7 +11,7 @@ from typing import Any
 from monitor.config.models import TeamsChannelSettings
 from workers.channels.chathook import ChatWebhookChannel
 from workers.outbox.codec import Deliverable
-from workers.render.alert import Alert
+from workers.render.alert import Alert, action_links
 from workers.render.chat import MARKDOWN, alert_text, digest_heading, digest_lines, notice_text
 from workers.render.digest import digest_window
 from workers.render.notices import OperatorNotice
@@ -48,6 +48,8 @@ def alert_card(alert: Alert) -> dict[str, Any]:
     body.append({"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in facts]})
     actions = ([{"type": "Action.OpenUrl", "title": "Open entry", "url": text.link}]
                if text.link else [])
+    actions += [{"type": "Action.OpenUrl", "title": label, "url": url}
+                for label, url in action_links(alert)]
     return _card(body, actions)
 
 

@@ -9,14 +9,19 @@ console" is a plain link to the alert's page (it needs a sign-in).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from monitor.config.models import Config
 from workers.console.alerts import acknowledge, group_id
-from workers.console.api import ConsoleState
 from workers.console.auth import Auth
 from workers.outbox.silences import SilenceMatcher, new_silence
 from workers.render.alert import Alert
+
+if TYPE_CHECKING:
+    from workers.console.api import ConsoleState
 
 #: The mute the alert's link offers.
 MUTE_FOR = 3600.0
@@ -30,6 +35,21 @@ class Links:
     open: str
     mute: str
     ack: str
+
+
+def console_links(config: Config) -> Callable[[Alert], tuple[tuple[str, str], ...]] | None:
+    """What makes an alert's one-click links (`Alert.actions`), None when the console is not
+    set up (no `console.listen` or `public_url`, or no signing key)."""
+    settings = config.console
+    if settings.signing_key is None or (settings.listen is None and settings.public_url is None):
+        return None
+    auth, base = Auth(settings), settings.base_url
+
+    def make(alert: Alert) -> tuple[tuple[str, str], ...]:
+        made = links_for(alert, auth, base)
+        return (("open", made.open), ("mute", made.mute), ("ack", made.ack))
+
+    return make
 
 
 def links_for(alert: Alert, auth: Auth, base_url: str, now: float | None = None) -> Links:

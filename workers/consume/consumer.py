@@ -29,6 +29,7 @@ from monitor.core.models import Event, Notice, event_from_stream
 from monitor.core.urls import without_secrets
 from monitor.ops import metrics
 from workers.channels import Channel
+from workers.console.links import console_links
 from workers.consume.grouping import CrossFeedGroups
 from workers.match.matcher import Matcher
 from workers.outbox.outbox import AlertHook, Outbox
@@ -73,6 +74,7 @@ class Consumer:
         self.config, self.settings, self.channels = config, config.workers, channels
         self.matcher, self.groups = matcher, groups
         self.rules = {rule.name: rule for rule in config.rules}
+        self.links = console_links(config)
 
     def alive(self, within: float = 30.0) -> bool:
         """True while `run` loops (or waits for free slots with events in flight)."""
@@ -301,6 +303,8 @@ class Consumer:
         admitted = await groups.admit(event, matcher.alerts_for(event))
         for match, _sources in admitted:
             metrics.MATCHES.labels(match.rule).inc()
+        links = self.links
         await self.outbox.submit([
-            (make_alert(event, match, channel, sources), rules[match.rule].severity == "urgent")
+            (make_alert(event, match, channel, sources, links),
+             rules[match.rule].severity == "urgent")
             for match, sources in admitted for channel in rules[match.rule].channels])

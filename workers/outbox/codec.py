@@ -53,6 +53,7 @@ class _AlertRecord(msgspec.Struct, tag="alert", tag_field="type"):
     event: Event
     sources: tuple[str, ...]
     hits: tuple[Hit, ...]  # [term, field, start, end]
+    actions: tuple[tuple[str, str], ...] = ()
 
 
 class _NoticeRecord(msgspec.Struct, tag="notice", tag_field="type"):
@@ -78,7 +79,7 @@ _DECODER = msgspec.json.Decoder(_AlertRecord | _NoticeRecord | _DigestRecord)
 def _record(item: Deliverable) -> _AlertRecord | _NoticeRecord | _DigestRecord:
     if isinstance(item, Alert):
         return _AlertRecord(item.id, item.channel, item.rule, item.event, item.sources,
-                            item.match.hits)
+                            item.match.hits, item.actions)
     if isinstance(item, OperatorNotice):
         return _NoticeRecord(item.id, item.channel, item.notice, item.feed_url)
     parts = tuple(_record(part) for part in item.items)
@@ -89,7 +90,8 @@ def _record(item: Deliverable) -> _AlertRecord | _NoticeRecord | _DigestRecord:
 def _item(record: _AlertRecord | _NoticeRecord | _DigestRecord) -> Deliverable:
     if isinstance(record, _AlertRecord):
         return Alert(id=record.id, event=record.event, rule=record.rule, channel=record.channel,
-                     match=RuleMatch(record.rule, record.hits), sources=record.sources)
+                     match=RuleMatch(record.rule, record.hits), sources=record.sources,
+                     actions=record.actions)
     if isinstance(record, _NoticeRecord):
         return OperatorNotice(record.id, record.notice, record.channel, record.feed_url)
     return Digest(id=record.id, channel=record.channel,

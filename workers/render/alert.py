@@ -10,8 +10,8 @@ import hashlib
 import html
 import json
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -47,14 +47,30 @@ class Alert:
     match: RuleMatch
     #: Feeds that carried this text (rules with `group_across_feeds`); empty otherwise.
     sources: tuple[str, ...] = ()
+    #: One-click console links, (`open` | `mute` | `ack`, URL), when the console is set up
+    #: (`workers.console.links`); shown by email, Slack, Discord, Teams and the webhook.
+    actions: tuple[tuple[str, str], ...] = ()
 
 
 def make_alert(event: Event, match: RuleMatch, channel: str,
-               sources: tuple[str, ...] = ()) -> Alert:
-    """The alert for `match` on `channel`; its id is the same on every retry and re-handling."""
+               sources: tuple[str, ...] = (),
+               links: Callable[[Alert], tuple[tuple[str, str], ...]] | None = None) -> Alert:
+    """The alert for `match` on `channel`; its id is the same on every retry and re-handling.
+    `links` makes its one-click console links."""
     ident = alert_id(event.feed, event.entry.id, match.rule, channel, event.version)
-    return Alert(id=ident, event=event, rule=match.rule, channel=channel, match=match,
-                 sources=sources)
+    alert = Alert(id=ident, event=event, rule=match.rule, channel=channel, match=match,
+                  sources=sources)
+    return replace(alert, actions=links(alert)) if links is not None else alert
+
+
+#: How each one-click link is labelled.
+ACTION_LABELS = {"open": "Open in console", "mute": "Mute this rule for 1 h",
+                 "ack": "Acknowledge"}
+
+
+def action_links(alert: Alert) -> list[tuple[str, str]]:
+    """(label, URL) of the alert's one-click links, in order."""
+    return [(ACTION_LABELS.get(kind, kind), url) for kind, url in alert.actions]
 
 
 def _field_text(event: Event, hit: Hit) -> str:
@@ -93,6 +109,7 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
         "matches": matches,
         "detected_at": detected_at(alert).isoformat(),
         **({"sources": list(alert.sources)} if alert.sources else {}),
+        **({"links": dict(alert.actions)} if alert.actions else {}),
     }
 
 
@@ -159,6 +176,9 @@ def email_text(alert: Alert) -> str:
     lines += [f"  {text}" for text, _ in alert_snippets(alert)]
     if link:
         lines += ["", f"Read it: {link}"]
+    if alert.actions:
+        lines.append("")
+        lines += [f"{label}: {url}" for label, url in action_links(alert)]
     lines.append("")
     lines += [f"{label}: {value}" for label, value in _facts(alert)]
     lines += ["", f"Alert id: {alert.id}"]
@@ -191,6 +211,10 @@ def email_html(alert: Alert) -> str:
     if link:
         safe = html.escape(link, quote=True)
         parts.append(f'<p><a href="{safe}">{html.escape(link)}</a></p>')
+    if alert.actions:
+        parts.append("<p>" + " · ".join(
+            f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+            for label, url in action_links(alert)) + "</p>")
     parts.append("<table>")
     parts += [f"<tr><th align=\"left\">{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
               for label, value in _facts(alert)]
