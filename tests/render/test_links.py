@@ -58,7 +58,7 @@ def test_every_channel_shows_the_links() -> None:
     assert all(url.replace("&", "&amp;") in mail["text/html"] for url in urls)
     slack = slack_payload(alert, SlackChannelSettings.model_validate(
         {"name": "s", "type": "slack", "url": "https://hooks.slack.com/services/T/B/x"}))
-    buttons = [b for b in slack["blocks"] if b["type"] == "actions"][0]["elements"]
+    buttons = next(b for b in slack["blocks"] if b["type"] == "actions")["elements"]
     assert [b["url"] for b in buttons] == urls
     discord = discord_payload(alert, DiscordChannelSettings.model_validate(
         {"name": "d", "type": "discord", "url": "https://discord.com/api/webhooks/1/x"}))
