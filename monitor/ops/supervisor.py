@@ -119,11 +119,6 @@ class Child:
         return self.process is not None and self.process.returncode is None
 
     @property
-    def pid(self) -> int | None:
-        """The process id while it runs."""
-        return self.process.pid if self.process is not None and self.running else None
-
-    @property
     def ops_url(self) -> str | None:
         """Base URL of its own operations endpoint while it runs (None without one)."""
         if not self.running or self.spec is None or self.spec.listen is None:

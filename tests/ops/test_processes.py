@@ -1,7 +1,8 @@
 """`livewatch run --processes N`: a supervisor of N poller processes and one worker process.
 
 The pure parts first (restart backoff, `--processes`, what a child's spec changes in its
-configuration, a reload keeping it, the merged /metrics); then the service as real processes
+configuration, a reload keeping it, the merged /metrics, a child ignoring SIGTERM killed after
+the bound); then the service as real processes
 on real Redis (the embedded one the supervisor starts, or the session's private server), a
 real feed server and webhook receiver: one alert per phrase post with two pollers, three
 children that SIGTERM stops together, a SIGKILLed child restarted without a lost or doubled
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from monitor.ops.child import ChildSpec
 from monitor.ops.control import Control
 from monitor.ops.embedded import EmbeddedRedis, free_port
 from monitor.ops.gather import merge, render
-from monitor.ops.supervisor import RESTART_MAX, Backoff, process_count
+from monitor.ops.supervisor import RESTART_MAX, Backoff, Child, process_count
 
 PHRASE = "coalition of the willing"
 FEED = "/summit.rss"
@@ -138,6 +140,27 @@ def test_merged_metrics_label_every_sample_with_its_process() -> None:
         ("process_open_fds", (("process", "supervisor"),)): 7,
     }
     assert text.decode().count("# TYPE livewatch_polls_total counter") == 1
+
+
+async def test_a_child_ignoring_sigterm_is_killed_after_the_bound(tmp_path: Path) -> None:
+    read_end, write_end = os.pipe()
+    child = Child("worker", "worker")
+    child.take_pipe(write_end)
+    up = tmp_path / "up"
+    code = ("import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            f"pathlib.Path({str(up)!r}).touch(); time.sleep(60)")
+    await child.start(ChildSpec(name="worker", parent_fd=read_end),
+                      [sys.executable, "-c", code])
+
+    async def started() -> bool:
+        return up.exists()
+
+    await wait_until(started, timeout=20, what="the child up")
+    begun = time.monotonic()
+    await child.stop(timeout=0.5)
+    assert not child.running and child.process is not None
+    assert child.process.returncode == -signal.SIGKILL
+    assert 0.5 <= time.monotonic() - begun < 5
 
 
 # ---- the service as real processes --------------------------------------------------------
