@@ -22,6 +22,8 @@ import concurrent.futures
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
@@ -31,6 +33,8 @@ import structlog
 from monitor.core.errors import ParseError
 
 T = TypeVar("T")
+#: How often a parsing process checks that the service that started it is still there.
+PARENT_CHECK = 1.0
 
 #: Parsing threads, apart from asyncio's default executor (DNS lookups use that one).
 _EXECUTOR = concurrent.futures.ThreadPoolExecutor(
@@ -54,7 +58,7 @@ class _Processes:
     def _new(self) -> concurrent.futures.ProcessPoolExecutor:
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=self.count, mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_warm)
+            initializer=_warm, initargs=(os.getpid(),))
 
     def replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
         """Kill the processes of `broken` (a parse in it outlived its deadline) and start a
@@ -84,7 +88,7 @@ def use_processes(count: int) -> None:
     # Start them now, not at the first changed document, and make sure they can parse: a
     # process that cannot start (a main module it cannot import again, no /dev/shm) would fail
     # every parse; then parse in threads, said once.
-    warming = [_processes.pool.submit(_warm) for _ in range(count)]
+    warming = [_processes.pool.submit(_ready) for _ in range(count)]
     try:
         for future in warming:
             future.result(timeout=_START_TIMEOUT)
@@ -123,9 +127,40 @@ def _kill(pool: concurrent.futures.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _warm() -> None:
-    """Import the parsers in a new parsing process before its first document."""
+def _warm(service: int) -> None:
+    """Import the parsers in a new parsing process before its first document, and end it
+    when the `service` process is gone (killed outright, it cannot stop its pool)."""
     import monitor.sources  # noqa: F401
+
+    threading.Thread(target=_watch, args=(service,), name="lw-parent-watch",
+                     daemon=True).start()
+
+
+def _ready() -> bool:
+    """Run in each new parsing process once, to start it and prove it can take work."""
+    return True
+
+
+def _watch(service: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK)
+        if not _alive(service):
+            os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie, killed and not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
 
 async def guarded_parse(feed: str, timeout: float, func: Callable[..., T], *args: object,

@@ -93,3 +93,46 @@ async def test_a_parser_that_kills_its_process_is_a_parse_error(processes: None)
 async def test_parser_exceptions_are_parse_errors_there_too(processes: None) -> None:
     with pytest.raises(ParseError, match="empty document"):
         await guarded_parse("empty", 30, parse_document, "auto", b"  ", URL, None)
+
+
+_KILLED_SERVICE = """
+import asyncio, os, signal, sys
+from monitor.sources.sandbox import guarded_parse, use_processes
+
+def pid():
+    return os.getpid()
+
+async def main():
+    use_processes(2)
+    print(await guarded_parse("f", 10, pid), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would: no cleanup at all
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def test_parsing_processes_end_when_the_service_is_killed(tmp_path: Path) -> None:
+    """A service killed outright cannot stop its pool: each parsing process notices its
+    service is gone (within a second or two) and exits, and so does their forkserver."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "service.py"
+    script.write_text(_KILLED_SERVICE)
+    out = tmp_path / "out.txt"
+    with out.open("w") as sink:  # not a pipe: the orphans would hold it open
+        service = subprocess.Popen(
+            [sys.executable, str(script)], stdout=sink, stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parents[2],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        assert service.wait(60) == -signal.SIGKILL, out.read_text()
+    worker = int(out.read_text().split()[0])
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"parsing process {worker} outlived its killed service")
