@@ -46,9 +46,14 @@ async def run_workers(config: Config, client: aioredis.Redis, stop: asyncio.Even
 async def run_all(config: Config, client: aioredis.Redis, stop: asyncio.Event,
                   on_alert: AlertHook | None = None, *,
                   control: Control | None = None) -> None:
-    """Pollers and workers in one process (the default `livewatch run`)."""
+    """Pollers and workers in one process (the default `livewatch run`), and the console when
+    `console.listen` is set."""
     tasks = [asyncio.create_task(run_pollers(config, client, stop, control=control)),
              asyncio.create_task(run_workers(config, client, stop, on_alert, control=control))]
+    if config.console.listen is not None:
+        from workers.console.server import run_console
+
+        tasks.append(asyncio.create_task(run_console(config, client, stop, control=control)))
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     for task in done:
         if task.exception() is not None:

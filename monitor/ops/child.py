@@ -26,7 +26,7 @@ from monitor.config.values import Listen, Model
 log = structlog.get_logger("livewatch.child")
 
 #: The command a child runs.
-ChildRole = Literal["poller", "worker"]
+ChildRole = Literal["poller", "worker", "console"]
 
 
 class ChildSpec(Model):

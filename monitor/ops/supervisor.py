@@ -1,5 +1,5 @@
 """`livewatch run --processes N` with N >= 2: a small supervisor of N poller processes and one
-worker process.
+worker process (and one console process when `console.listen` is set).
 
 Each child is `python -m monitor poller|worker --supervised SPEC`: a separate interpreter with
 its own event loop, told by a `ChildSpec` (`monitor.ops.child`) what differs from the file.
@@ -203,6 +203,8 @@ class Supervisor:
         self.redis_url = redis_url
         self.children = [Child(f"poller-{n}", "poller") for n in range(pollers)]
         self.children.append(Child("worker", "worker"))
+        if config.console.listen is not None:  # `run` serves the console: a process of its own
+            self.children.append(Child("console", "console"))
         self.stopping = False
 
     @property
@@ -232,7 +234,8 @@ class Supervisor:
         """Start every child, restart those that die, and stop them all once `stop` is set."""
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.forward, signal.SIGHUP)
-        log.info("supervisor started", pollers=len(self.children) - 1, workers=1,
+        log.info("supervisor started", pollers=sum(c.role == "poller" for c in self.children),
+                 workers=1, console=any(c.role == "console" for c in self.children),
                  embedded_redis=self.redis_url is not None)
         keepers = [asyncio.create_task(self._keep(child, stop)) for child in self.children]
         try:

@@ -23,8 +23,11 @@ from monitor.config.values import ENV_VAR, env_var_names
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ROOT = DEPLOY.parent
-ENV = {"LW_WEBHOOK_SECRET": "whsec_x", "LW_REDIS_URL": "redis://redis:6379/0"}
+ENV = {"LW_WEBHOOK_SECRET": "whsec_x", "LW_REDIS_URL": "redis://redis:6379/0",
+       "LW_DESK_TOKEN": "desk-token-0123456789", "LW_WALL_TOKEN": "wall-token-0123456789",
+       "LW_CONSOLE_KEY": "a-console-signing-key-of-32-chars-or-more"}
 PORT = 9108
+CONSOLE_PORT = 9109
 
 
 def commands() -> set[str]:
@@ -42,6 +45,8 @@ def test_the_deploy_config_is_valid_and_listens_on_the_port() -> None:
     local = load_config(DEPLOY / "livewatch.yaml",
                         env={**ENV, "LW_HTTP_LISTEN": "127.0.0.1:9200"})
     assert local.http.address == ("127.0.0.1", 9200)
+    assert config.console.address == ("0.0.0.0", CONSOLE_PORT)
+    assert {t.name: t.scope for t in config.console.tokens} == {"desk": "admin", "wall": "read"}
 
 
 def test_env_example_names_every_variable_the_config_needs() -> None:
@@ -69,7 +74,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_with_a_healthcheck() -> None:
     assert found["USER"][-1].split(":")[0] not in ("root", "0")
     (healthcheck,) = found["HEALTHCHECK"]
     assert f"127.0.0.1:{PORT}/healthz" in healthcheck
-    assert found["EXPOSE"] == [str(PORT)]
+    assert found["EXPOSE"] == [f"{PORT} {CONSOLE_PORT}"]
     for copy in found["COPY"]:
         if "--from" not in copy:
             for source in copy.split()[:-1]:
@@ -100,7 +105,7 @@ def test_compose_file() -> None:
         redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
     assert any(v.startswith("redis-data:") for v in redis["volumes"])
     assert "redis-data" in compose["volumes"]
-    roles = {"livewatch": "run", "poller": "poller", "worker": "worker"}
+    roles = {"livewatch": "run", "poller": "poller", "worker": "worker", "console": "console"}
     for name, command in roles.items():
         service = services[name]
         assert service["command"][0] == command and command in commands()
@@ -109,8 +114,11 @@ def test_compose_file() -> None:
         assert (DEPLOY / service["volumes"][0].split(":")[0]).exists()
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "profiles" not in services["livewatch"]
-    assert services["poller"]["profiles"] == services["worker"]["profiles"] == ["scale"]
-    assert services["livewatch"]["ports"] == [f"127.0.0.1:{PORT}:{PORT}"]
+    assert services["poller"]["profiles"] == services["worker"]["profiles"] == \
+        services["console"]["profiles"] == ["scale"]
+    assert services["livewatch"]["ports"] == [f"127.0.0.1:{PORT}:{PORT}",
+                                              f"127.0.0.1:{CONSOLE_PORT}:{CONSOLE_PORT}"]
+    assert services["console"]["ports"] == [f"127.0.0.1:{CONSOLE_PORT}:{CONSOLE_PORT}"]
     assert (ROOT / services["livewatch"]["build"]["context"].replace("..", ".")).exists()
 
 
@@ -131,16 +139,18 @@ def test_kubernetes_manifests() -> None:
     (secret,) = by_kind["Secret"]
     needed = set(env_var_names(config_map["data"]["livewatch.yaml"]))
     deployments = {d["metadata"]["name"]: d for d in by_kind["Deployment"]}
-    assert set(deployments) == {"livewatch-poller", "livewatch-worker"}
+    assert set(deployments) == {"livewatch-poller", "livewatch-worker", "livewatch-console"}
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert container["args"][0] == name.removeprefix("livewatch-") in commands()
         env = {e["name"] for e in container.get("env", [])}
-        assert needed - {"LW_HTTP_LISTEN"} <= set(secret["stringData"])
+        assert needed - {"LW_HTTP_LISTEN", "LW_CONSOLE_LISTEN"} <= set(secret["stringData"])
         assert "LW_HTTP_LISTEN" in env
-        (port,) = container["ports"]
-        assert port["containerPort"] == PORT
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["http"] == PORT
+        if name == "livewatch-console":
+            assert ports["console"] == CONSOLE_PORT and "LW_CONSOLE_LISTEN" in env
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
@@ -148,6 +158,8 @@ def test_kubernetes_manifests() -> None:
         mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
         assert mount["mountPath"] + "/livewatch.yaml" == container["args"][2]
         assert pod["terminationGracePeriodSeconds"] > 20  # workers.shutdown_timeout
+    services = {s["metadata"]["name"]: s for s in by_kind["Service"]}
+    assert services["livewatch-console"]["spec"]["ports"][0]["targetPort"] == "console"
 
 
 def test_kustomization_builds() -> None:
@@ -159,10 +171,11 @@ def test_kustomization_builds() -> None:
                            text=True, timeout=60)
     assert built.returncode == 0, built.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(built.stdout)]
-    assert kinds.count("Deployment") == 2
+    assert kinds.count("Deployment") == 3
 
 
-UNITS = ["livewatch.service", "livewatch-poller@.service", "livewatch-worker@.service"]
+UNITS = ["livewatch.service", "livewatch-poller@.service", "livewatch-worker@.service",
+         "livewatch-console.service"]
 HARDENING = ["DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes",
              "Restart=on-failure", "EnvironmentFile=/etc/livewatch/env", "KillSignal=SIGTERM",
              "ExecReload=/bin/kill -HUP $MAINPID"]

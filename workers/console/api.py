@@ -104,6 +104,8 @@ async def api_guard(request: web.Request, handler: Handler) -> web.StreamRespons
                     return problem(403, "Forbidden", "missing or wrong X-CSRF-Token")
             request["principal"] = who
         return await handler(request)
+    except Invalid as exc:
+        return problem(400, "Bad Request", exc.detail, errors=exc.errors)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -127,15 +129,16 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
                    errors) from None
 
 
-class _Invalid(web.HTTPBadRequest):
+class Invalid(Exception):
+    """A request the API refuses with 400 and the fields at fault (`errors`)."""
+
     def __init__(self, detail: str, errors: list[dict[str, str]] | None = None) -> None:
-        body = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": detail,
-                "errors": errors or []}
-        super().__init__(text=json.dumps(body), content_type="application/problem+json")
+        super().__init__(detail)
+        self.detail, self.errors = detail, errors or []
 
 
-def _bad(detail: str, errors: list[dict[str, str]] | None = None) -> _Invalid:
-    return _Invalid(detail, errors)
+def _bad(detail: str, errors: list[dict[str, str]] | None = None) -> Invalid:
+    return Invalid(detail, errors)
 
 
 def _limit(request: web.Request, default: int, most: int) -> int:

@@ -62,6 +62,15 @@ class Auth:
         self._tokens = [(t.name, t.scope, t.token.get_secret_value().encode())
                         for t in settings.tokens]
 
+    @staticmethod
+    def _same(presented: str, expected: str) -> bool:
+        """Constant-time equality; False for text that is not ASCII (compare_digest refuses
+        it)."""
+        try:
+            return hmac.compare_digest(presented.encode("ascii"), expected.encode("ascii"))
+        except UnicodeEncodeError:
+            return False
+
     def _sign(self, purpose: str, text: str) -> str:
         mac = hmac.new(self._key, f"{purpose}\n{text}".encode(), hashlib.sha256)
         return _b64(mac.digest())
@@ -104,7 +113,7 @@ class Auth:
             body = _unb64(encoded).decode()
         except (ValueError, UnicodeDecodeError):
             return None
-        if not hmac.compare_digest(signature, self._sign("session", body)):
+        if not self._same(signature, self._sign("session", body)):
             return None
         try:
             name, expires, digest = body.split("|")
@@ -113,7 +122,7 @@ class Auth:
         except ValueError:
             return None
         for token_name, scope, secret in self._tokens:
-            if token_name == name and hmac.compare_digest(digest, self._digest(secret)):
+            if token_name == name and self._same(digest, self._digest(secret)):
                 return Principal(name, scope)
         return None
 
@@ -123,7 +132,7 @@ class Auth:
 
     def csrf_ok(self, binding: str, presented: str | None) -> bool:
         """True when `presented` is `binding`'s CSRF token."""
-        return bool(presented) and hmac.compare_digest(self.csrf(binding), str(presented))
+        return bool(presented) and self._same(str(presented), self.csrf(binding))
 
     def link(self, action: str, params: dict[str, str], now: float | None = None) -> str:
         """A one-click link token for `action` with `params`, valid `link_ttl` seconds."""
@@ -141,12 +150,16 @@ class Auth:
             body = _unb64(encoded).decode()
         except (ValueError, UnicodeDecodeError) as exc:
             raise LinkError("this link is malformed") from exc
-        if not hmac.compare_digest(signature, self._sign("link", body)):
+        if not self._same(signature, self._sign("link", body)):
             raise LinkError("this link's signature is not valid")
-        data = json.loads(body)
-        if int(data["e"]) < (time.time() if now is None else now):
+        try:
+            data = json.loads(body)
+            expires, action, params = int(data["e"]), str(data["a"]), dict(data["p"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LinkError("this link is malformed") from exc
+        if expires < (time.time() if now is None else now):
             raise LinkError("this link has expired")
-        return str(data["a"]), dict(data["p"])
+        return action, params
 
 
 async def login_allowed(client: aioredis.Redis, address: str) -> bool:
