@@ -4,6 +4,8 @@ added to many of them, the service a real subprocess with its embedded Redis.
 
     python -m bench.processes                          # 2,000 feeds every 5 s, 40 s measured
     python -m bench.processes --feeds 3000 --interval 5 --rate 60 --measure 90 --modes 1,2,3
+    python -m bench.processes --feeds 10000 --interval 30 --burst 200 --measure 120 \
+        --warmup 600                                 # a story breaking everywhere at once
 
 For each mode: a fresh data directory and farm, the service started, warm-up until every feed
 was fetched twice (the cold round of baselines is over), then `--measure` seconds with
@@ -204,9 +206,14 @@ async def measure(processes: int, options: argparse.Namespace, tmp: Path) -> Res
             started = time.time()
             first_post = len(farm.truth)
             async with httpx.AsyncClient(timeout=10) as control:
+                tick = 0
                 while time.time() - started < options.measure:
-                    await control.post(f"{base}/_add", params={"k": options.rate})
+                    due = not options.burst or tick % max(round(options.interval), 1) == 0
+                    if due:  # steady: `rate` every second; --burst: K at once per interval
+                        await control.post(f"{base}/_add",
+                                           params={"k": options.burst or options.rate})
                     meter.sample()
+                    tick += 1
                     await asyncio.sleep(1.0)
             meter.sample()
             ended = time.time()
@@ -246,7 +253,8 @@ async def run(options: argparse.Namespace) -> None:
     cores = len(os.sched_getaffinity(0))
     modes = [int(m) for m in options.modes.split(",")]
     print(f"{options.feeds} feeds every {options.interval:g} s ({options.posts} posts each), "
-          f"{options.rate} posts/s added for {options.measure:g} s; {cores} cores "
+          + (f"{options.burst} posts at once every interval" if options.burst else
+             f"{options.rate} posts/s added") + f" for {options.measure:g} s; {cores} cores "
           f"(farm, Redis and the service share them)", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,6 +273,8 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--posts", type=int, default=20, help="posts per feed at the start")
     parser.add_argument("--rate", type=int, default=40, help="posts added per second")
+    parser.add_argument("--burst", type=int, default=0,
+                        help="instead of --rate: this many posts at once, once per interval")
     parser.add_argument("--measure", type=float, default=40.0, help="seconds measured per mode")
     parser.add_argument("--warmup", type=float, default=90.0,
                         help="longest wait for the cold round of baselines")

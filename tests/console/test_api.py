@@ -4,6 +4,7 @@ they end; auth; dead-letter retries; rule tests; the OpenAPI document; one-click
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -229,3 +230,44 @@ console: {{listen: "127.0.0.1:9", tokens: [{{name: desk, token: "{ADMIN}", scope
     other = Auth(config.console.model_copy(update={"signing_key": SecretStr("z" * 40)}))
     with pytest.raises(ValueError, match="signature"):
         other.open_link(token, now)
+
+
+async def test_the_console_runs_in_a_process_of_its_own_under_processes(
+        redis_server: EmbeddedRedis, redis_client: aioredis.Redis, feed_server: FeedServer,
+        webhook_receiver: WebhookReceiver, tmp_path: Path, running: list[Service]) -> None:
+    """`run --processes 2` with `console.listen`: two pollers, a worker and the console, each
+    a process; the API answers and sees the alert the worker delivered."""
+    for path in ("/summit.rss", "/market.rss"):
+        feed_server.set(path, rss([Item(f"{path[1]}0", "Opening", "<p>Doors open.</p>", 0)]))
+    port = free_port()
+    cfg = tmp_path / "livewatch.yaml"
+    cfg.write_text(config_yaml(redis_server.url, feed_server, webhook_receiver, port))
+    service = Service(["run", "--processes", "2", "--config", str(cfg)],
+                      tmp_path / "service.log")
+    running.append(service)
+    service.start()
+    await wait_until(lambda: baselined(redis_client, "market"), what="baseline",
+                     service=service)
+    api = Running(service, f"http://127.0.0.1:{port}", cfg)
+    try:
+        async def answering() -> bool:
+            try:
+                return (await api.http.get("/feeds")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_until(answering, what="the console child", service=service)
+        post(feed_server, "/market.rss", 1)
+        webhook_receiver.wait_for(lambda r: len(r) >= 1)
+
+        async def shown() -> bool:
+            found = (await api.get("/alerts"))["alerts"]
+            return [a["state"] for a in found] == [{"hook": "delivered"}]
+
+        await wait_until(shown, what="the alert in the API", service=service)
+        listening = [json.loads(line) for line in service.logs().splitlines()
+                     if '"console listening"' in line]
+        assert [entry.get("process") for entry in listening] == ["console"], listening
+    finally:
+        await api.http.aclose()
+    assert service.stop(timeout=40) == 0
