@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from monitor.config.values import Duration, HttpUrl, Listen, Model, Name, bind_address
 
 #: What a token may do: `read` (every GET, the wall, rule tests) or `admin` (also silences,
 #: acknowledgements, retries).
 Scope = Literal["read", "admin"]
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"not an IP address or network: {value!r}") from exc
+    return value
 
 
 class ConsoleToken(Model):
@@ -44,6 +53,10 @@ class ConsoleSettings(Model):
     session: Duration = 12 * 3600.0
     #: How long a one-click link in an alert stays valid.
     link_ttl: Duration = 24 * 3600.0
+    #: Reverse proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For` is
+    #: believed: the sign-in rate limit then counts the client behind them, not the proxy.
+    trusted_proxies: list[Annotated[str, AfterValidator(_network)]] = Field(
+        default_factory=list)
 
     @model_validator(mode="after")
     def _usable(self) -> ConsoleSettings:

@@ -34,7 +34,7 @@ from workers.channels import ChannelSet
 from workers.console import wall
 from workers.console.alerts import AlertView
 from workers.console.api import SESSION_COOKIE
-from workers.console.auth import LOGIN_LIMIT, Auth
+from workers.console.auth import LOGIN_LIMIT, Auth, client_address
 from workers.console.server import run_console
 from workers.console.wall import WallTracker
 from workers.consume.consumer import Consumer
@@ -681,3 +681,36 @@ def test_tracker_forgets_the_oldest_past_its_limit() -> None:
     tracker = WallTracker(limit=3)
     tracker.new([_view(str(n), {"hook": "queued"}, float(n)) for n in range(5)])
     assert sorted(tracker.known) == ["2", "3", "4"] and sorted(tracker.sent) == ["2", "3", "4"]
+
+
+@pytest.mark.parametrize(("remote", "forwarded", "trusted", "client"), [
+    ("203.0.113.9", None, [], "203.0.113.9"),
+    ("203.0.113.9", "198.51.100.7", [], "203.0.113.9"),  # no trusted proxy: the peer
+    ("203.0.113.9", "198.51.100.7", ["10.0.0.0/8"], "203.0.113.9"),  # peer not trusted
+    ("10.0.0.2", "198.51.100.7", ["10.0.0.0/8"], "198.51.100.7"),
+    ("10.0.0.2", "1.2.3.4, 198.51.100.7, 10.0.0.5", ["10.0.0.0/8"], "198.51.100.7"),
+    ("10.0.0.2", "10.0.0.3, 10.0.0.5", ["10.0.0.0/8"], "10.0.0.3"),
+    ("::1", "2001:db8::7", ["::1"], "2001:db8::7"),
+    ("10.0.0.2", "", ["10.0.0.0/8"], "10.0.0.2"),
+])
+def test_the_sign_in_limit_counts_the_client_behind_trusted_proxies(
+        remote: str, forwarded: str | None, trusted: list[str], client: str) -> None:
+    assert client_address(remote, forwarded, trusted) == client
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_count(
+        webhook_receiver: WebhookReceiver, redis_client: aioredis.Redis) -> None:
+    config = console_config(webhook_receiver)
+    config = config.model_copy(update={"console": config.console.model_copy(
+        update={"trusted_proxies": ["127.0.0.1"]})})
+    async with serving(config, redis_client) as base, httpx.AsyncClient(base_url=base) as web:
+        for _ in range(LOGIN_LIMIT):
+            await web.post("/console/login", data={"token": "wrong-token-000000"},
+                           headers={"X-Forwarded-For": "198.51.100.7"})
+        blocked = await web.post("/console/login", data={"token": ADMIN},
+                                 headers={"X-Forwarded-For": "198.51.100.7"})
+        other = await web.post("/console/login", data={"token": ADMIN},
+                               headers={"X-Forwarded-For": "198.51.100.8"})
+    assert blocked.status_code == 429
+    assert other.status_code == 303  # another client behind the same proxy signs in
+    assert await redis_client.get(keys.login_failures("127.0.0.1")) is None

@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,6 +162,30 @@ class Auth:
         if expires < (time.time() if now is None else now):
             raise LinkError("this link has expired")
         return action, params
+
+
+def client_address(remote: str | None, forwarded_for: str | None,
+                   trusted: Sequence[str]) -> str:
+    """Who is signing in: the peer address, or, when the peer is a trusted proxy, the
+    right-most address in `X-Forwarded-For` that is not a trusted proxy (the left-most when
+    all are; entries a client wrote itself further left are not believed)."""
+    networks = [ipaddress.ip_network(n, strict=False) for n in trusted]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip().strip("[]"))
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    peer = remote or "unknown"
+    if not networks or not forwarded_for or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
 
 async def login_allowed(client: aioredis.Redis, address: str) -> bool:

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from workers.console import links, operations, wall
 from workers.console.api import SESSION_COOKIE, STATE
-from workers.console.auth import LinkError, login_allowed, login_failed
+from workers.console.auth import LinkError, client_address, login_allowed, login_failed
 from workers.console.frame import (
     LOGIN,
     TEMPLATES,
@@ -51,7 +51,8 @@ def _next(target: str | None) -> str:
 
 
 def _address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                          request.app[STATE].config.console.trusted_proxies)
 
 
 @public
