@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import redis.asyncio as aioredis
 import structlog
@@ -24,11 +24,8 @@ from redis.exceptions import RedisError
 from monitor.config.models import Config
 from monitor.core import keys
 from monitor.core.errors import LivewatchError, StateError
-from monitor.core.models import Entry
-from monitor.core.textnorm import clean_text
 from monitor.ops.status import collect
-from monitor.sources.reading import fetch_document
-from workers.console import alerts
+from workers.console import alerts, queries
 from workers.console.auth import Auth, Principal
 from workers.console.openapi import document
 from workers.match.explain import explain
@@ -196,18 +193,10 @@ async def feed_entries(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in {f.name for f in state.config.feeds}:
         raise web.HTTPNotFound(text=f"no feed {name!r}")
-    limit = _limit(request, 20, 200)
-    client = state.client
-    ids = cast(list[str], await client.zrevrange(keys.order(name), 0, limit - 1))
-    texts = await client.hmget(keys.texts(name), ids) if ids else []
-    out = []
-    for entry_id, raw in zip(ids, texts, strict=True):
-        data = json.loads(raw) if raw else {"title": "", "text": ""}
-        matches = state.matcher.match(name, data.get("title", ""), data.get("text", ""))
-        out.append({"id": entry_id, "title": data.get("title", ""),
-                    "text": data.get("text", "")[:1000],
-                    "matched": [m.rule for m in matches]})
-    return web.json_response({"feed": name, "entries": out})
+    found = await queries.feed_entries(state.client, state.matcher, name,
+                                       _limit(request, 20, 200))
+    return web.json_response({"feed": name, "entries": [
+        {"id": e.id, "title": e.title, "text": e.text, "matched": e.matched} for e in found]})
 
 
 async def alert_list(request: web.Request) -> web.Response:
@@ -330,14 +319,11 @@ async def test_rule(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"no rule {body.rule!r}")
     if (body.text is None) == (body.url is None):
         raise _bad("give exactly one of text, url")
-    if body.text is not None:
-        found = [Entry("text", None, clean_text(body.title), clean_text(body.text), None)]
-    else:
-        try:
-            _, document_ = await fetch_document(state.config, str(body.url))
-        except LivewatchError as exc:
-            return problem(422, "Unprocessable Content", f"cannot read {body.url}: {exc}")
-        found = document_.entries
+    try:
+        found = await queries.test_entries(state.config, body.text or "", body.title,
+                                           body.url or "")
+    except LivewatchError as exc:
+        return problem(422, "Unprocessable Content", f"cannot read {body.url}: {exc}")
     results = []
     for entry in found[:200]:
         verdict = explain(state.matcher, body.rule, entry)

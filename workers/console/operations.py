@@ -4,35 +4,28 @@ Changes are admins' form posts (`workers.console.frame.page(change=True)`)."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 
 from monitor.config.models import Config
 from monitor.config.values import parse_duration
-from monitor.core import keys
 from monitor.core.errors import LivewatchError
-from monitor.core.models import Entry
-from monitor.core.textnorm import clean_text
 from monitor.ops.status import collect
-from monitor.sources.reading import fetch_document
 from workers.console.frame import Page, back, page
+from workers.console.queries import feed_entries, test_entries
 from workers.match.explain import explain
 from workers.match.matcher import Matcher
 from workers.outbox import deliveries
 from workers.outbox.silences import LABELS, SilenceMatcher, new_silence
-from workers.outbox.store import state_errors
 
 log = structlog.get_logger("livewatch.console")
 
-#: Entries shown on a feed's page; deliveries per section of the deliveries page.
-FEED_ENTRIES = 30
+#: Deliveries per section of the deliveries page.
 LISTED = 100
 #: Largest pasted text a rule test takes (the API's limit).
 MAX_TEST_TEXT = 200_000
@@ -52,31 +45,6 @@ async def feeds_page(ctx: Page) -> web.StreamResponse:
     """GET /console/feeds: every feed's health."""
     report = await collect(ctx.state.client, ctx.state.config)
     return ctx.render("feeds.html", feeds=report["feeds"], health=health, now=time.time())
-
-
-@dataclass(frozen=True, slots=True)
-class FeedEntry:
-    """One recent entry of a feed and the rules it matches."""
-
-    id: str
-    title: str
-    text: str
-    matched: list[str]
-
-
-@state_errors
-async def feed_entries(client: aioredis.Redis, matcher: Matcher, feed: str,
-                       limit: int = FEED_ENTRIES) -> list[FeedEntry]:
-    """The feed's most recent entries (as last seen), newest first, with the rules matching."""
-    ids = cast(list[str], await client.zrevrange(keys.order(feed), 0, limit - 1))
-    texts = await client.hmget(keys.texts(feed), ids) if ids else []
-    out = []
-    for entry_id, raw in zip(ids, texts, strict=True):
-        data = json.loads(raw) if raw else {}
-        title, text = str(data.get("title", "")), str(data.get("text", ""))
-        out.append(FeedEntry(entry_id, title, text[:600],
-                             [m.rule for m in matcher.match(feed, title, text)]))
-    return out
 
 
 @page()
@@ -107,16 +75,12 @@ async def run_test(config: Config, matcher: Matcher, rule: str, text: str, title
         return TestResult(rule, False, [], f"No rule named {rule!r}.")
     if bool(text.strip()) == bool(url.strip()):
         return TestResult(rule, False, [], "Paste a text or give a URL (one of the two).")
-    if text.strip():
-        if len(text) > MAX_TEST_TEXT:
-            return TestResult(rule, False, [], "The text is too long.")
-        found = [Entry("text", None, clean_text(title), clean_text(text), None)]
-    else:
-        try:
-            _, document = await fetch_document(config, url.strip())
-        except LivewatchError as exc:
-            return TestResult(rule, False, [], f"Cannot read {url.strip()}: {exc}")
-        found = document.entries
+    if len(text) > MAX_TEST_TEXT:
+        return TestResult(rule, False, [], "The text is too long.")
+    try:
+        found = await test_entries(config, text, title, url)
+    except LivewatchError as exc:
+        return TestResult(rule, False, [], f"Cannot read {url.strip()}: {exc}")
     results = []
     for entry in found[:200]:
         verdict = explain(matcher, rule, entry)
