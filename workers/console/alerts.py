@@ -124,6 +124,14 @@ async def recent_alerts(client: aioredis.Redis, limit: int = 50) -> list[AlertVi
 
 
 @state_errors
+async def latest_queued(client: aioredis.Redis) -> float:
+    """When the newest delivery was queued (the wall's first cursor), 0 for none."""
+    top = cast(list[tuple[str, float]],
+               await client.zrevrange(keys.OUTBOX_RECENT, 0, 0, withscores=True))
+    return float(top[0][1]) if top else 0.0
+
+
+@state_errors
 async def alerts_since(client: aioredis.Redis, after: float) -> tuple[list[AlertView], float]:
     """Alerts with a delivery queued after `after` (epoch seconds), oldest first, and the
     newest queue time seen (the next call's `after`)."""

@@ -19,22 +19,25 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import cast
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from monitor.core import keys
 from monitor.core.errors import StateError
-from workers.console.alerts import AlertView, acknowledge, alerts_since, find_alert, recent_alerts
+from workers.console.alerts import (
+    AlertView,
+    acknowledge,
+    alerts_since,
+    find_alert,
+    latest_queued,
+    recent_alerts,
+)
 from workers.console.api import SESSION_COOKIE
 from workers.console.frame import TEMPLATES, Page, ascii_only, back, page
 from workers.console.links import MUTE_FOR
 from workers.outbox import deliveries
 from workers.outbox.silences import SilenceMatcher, new_silence
-from workers.outbox.store import state_errors
 
 log = structlog.get_logger("livewatch.console")
 
@@ -50,14 +53,6 @@ RETRY_REDIS = 2.0
 RECONNECT_MS = 2000
 #: Set when the server shuts down: every open stream ends.
 STOPPING: web.AppKey[asyncio.Event] = web.AppKey("console_stopping", asyncio.Event)
-
-
-@state_errors
-async def latest_queued(client: aioredis.Redis) -> float:
-    """When the newest delivery was queued (the wall's first cursor), 0 for none."""
-    top = cast(list[tuple[str, float]],
-               await client.zrevrange(keys.OUTBOX_RECENT, 0, 0, withscores=True))
-    return float(top[0][1]) if top else 0.0
 
 
 def _merged(old: AlertView, new: AlertView) -> AlertView:
