@@ -271,3 +271,25 @@ async def test_the_console_runs_in_a_process_of_its_own_under_processes(
     finally:
         await api.http.aclose()
     assert service.stop(timeout=40) == 0
+
+
+def test_the_openapi_document_lists_every_api_route_and_no_other() -> None:
+    from workers.console.api import ConsoleState
+    from workers.console.openapi import document
+    from workers.console.server import build_app
+
+    config = parse_config(f"""
+console: {{listen: "127.0.0.1:9", tokens: [{{name: desk, token: "{ADMIN}", scope: admin}}],
+          signing_key: "{KEY}"}}
+""", "x.yaml", {})
+    client = aioredis.Redis(port=1)  # never connected: only the routes are read
+    app = build_app(ConsoleState(config, client))
+    served = {(route.method, route.resource.canonical.removeprefix("/api/v1"))
+              for route in app.router.routes() if route.resource is not None
+              and route.resource.canonical.startswith("/api/v1/") and route.method != "HEAD"}
+    served.discard(("GET", "/openapi.json"))
+    spec = document("https://lw.example.org")
+    documented = {(method.upper(), path) for path, ops in spec["paths"].items()
+                  for method in ops}
+    assert served == documented
+    assert spec["servers"] == [{"url": "https://lw.example.org/api/v1"}]
