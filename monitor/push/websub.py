@@ -1,5 +1,7 @@
-"""WebSub subscriber: subscribe where a feed advertises a hub, answer verifications, take
-notifications as polls of that feed at once, renew leases, unsubscribe removed feeds.
+"""WebSub subscriber: the subscription life cycle. Discover where a feed advertises a hub,
+subscribe, renew leases, retry, unsubscribe removed feeds, and relay each notification to
+the poller that holds the feed's lease. The HTTP side (hubs' verifications and
+notifications) is `monitor.push.callbacks.CallbackServer`, which the subscriber owns.
 
 Push is a hint: polling never stops. A notification signed with the subscription's secret
 and carrying a body is diffed as if fetched (`FeedScheduler.poll_now(feed, pushed)`); an
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import re
 import secrets
 import time
 from collections.abc import Coroutine
@@ -29,7 +30,6 @@ from urllib.parse import urlsplit
 import aiohttp
 import redis.asyncio as aioredis
 import structlog
-from aiohttp import web
 from redis.exceptions import RedisError
 from yarl import URL
 
@@ -40,8 +40,16 @@ from monitor.fetch.client import FetchResult
 from monitor.fetch.netpolicy import BlockedAddressError, NetworkPolicy, PolicyResolver
 from monitor.ops import metrics
 from monitor.poll.scheduler import FeedScheduler
+
+# the callback server's limits and lease parsing, re-exported (tests read them here)
+from monitor.push.callbacks import BODY_TIMEOUT as BODY_TIMEOUT
+from monitor.push.callbacks import DENIED_RETRY as DENIED_RETRY
+from monitor.push.callbacks import MAX_LEASE as MAX_LEASE
+from monitor.push.callbacks import MAX_READING as MAX_READING
+from monitor.push.callbacks import MIN_LEASE as MIN_LEASE
+from monitor.push.callbacks import CallbackServer
+from monitor.push.callbacks import granted_lease as granted_lease
 from monitor.push.discovery import Advert, discover
-from monitor.push.signature import check
 from monitor.push.store import Subscription, Subscriptions
 
 log = structlog.get_logger("livewatch.websub")
@@ -55,36 +63,10 @@ RETRY_FIRST = 2.0
 RETRY_MAX = 3600.0
 #: Unsubscribe requests sent before a subscription is forgotten anyway (its lease then ends).
 UNSUBSCRIBE_ATTEMPTS = 5
-#: A wrongly signed notification is logged at most once per feed in this many seconds.
-FORGED_LOG_EVERY = 60.0
-#: "Redis unavailable" from the callback handlers is logged at most once in this long.
-STATE_LOG_EVERY = 60.0
-#: The callback server: idle keep-alive connections closed after this many seconds; a
-#: notification body not read within `BODY_TIMEOUT` is answered 408; at most
-#: `MAX_READING` bodies read at once (503 with Retry-After beyond); shutdown bounded.
-KEEPALIVE_TIMEOUT = 15.0
-BODY_TIMEOUT = 10.0
-MAX_READING = 16
-SHUTDOWN_TIMEOUT = 2.0
-#: A granted lease is clamped to [MIN_LEASE, MAX_LEASE] seconds.
-MIN_LEASE = 300.0
-MAX_LEASE = 30 * 86400.0
-#: A denied subscription is asked for again after this long.
-DENIED_RETRY = 86400.0
 #: Consecutive fetches with a body and no hub advertised before a feed is unsubscribed.
 NO_HUB_FETCHES = 3
 
-_LEASE = re.compile(r"[0-9]{1,12}")
-
 _UNSEEN = object()
-
-
-def granted_lease(value: str | None, *, floor: float = MIN_LEASE) -> float | None:
-    """The lease a hub granted (`hub.lease_seconds`, a positive integer), clamped to
-    [floor, MAX_LEASE]; None when absent or not such an integer (`inf`, `nan`, `-5`)."""
-    if value is None or not _LEASE.fullmatch(value) or int(value) <= 0:
-        return None
-    return min(max(float(int(value)), floor), MAX_LEASE)
 
 
 def may_send_secret(hub: str, policy: NetworkPolicy) -> bool:
@@ -111,13 +93,14 @@ def backoff(attempts: int) -> float:
 
 
 class WebSubSubscriber:
-    """Push for one poller process: `on_fetched` discovers hubs, the callback server (when
+    """Push for one poller process: `on_fetched` discovers hubs, `callbacks` (listening when
     `websub.listen` is set) takes verifications and notifications, a background loop renews
     and retries, a Redis subscription relays notifications to the feed's lease holder."""
 
     def __init__(self, config: Config, client: aioredis.Redis, scheduler: FeedScheduler, *,
                  min_lease: float = MIN_LEASE, body_timeout: float = BODY_TIMEOUT) -> None:
-        """`min_lease` and `body_timeout` are for tests (short leases, slow bodies)."""
+        """`min_lease` and `body_timeout` (the callback server's) are for tests (short
+        leases, slow bodies)."""
         if config.websub.callback_url is None:
             raise ValueError("WebSub needs websub.callback_url")
         self.config = config
@@ -131,20 +114,22 @@ class WebSubSubscriber:
         self._adverts: dict[str, object] = {}  # feed -> last Advert | None seen on a fetch
         # feed -> its last body hash, Link and what they advertise
         self._seen: dict[str, tuple[str, str | None, Advert | None]] = {}
-        self._forged_logged: dict[str, float] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._stop = asyncio.Event()
         self._gate = asyncio.Semaphore(16)
-        self.min_lease = min_lease
-        self.body_timeout = body_timeout
-        self._reading = asyncio.Semaphore(MAX_READING)
         self._no_hub: dict[str, int] = {}  # feed -> consecutive fetches without a hub
-        self._state_logged = -STATE_LOG_EVERY
         self._plain_warned: set[str] = set()  # http hubs told the secret (warned once)
-        #: feed -> time.monotonic() until which a skipped turn is asked for again
+        self.callbacks = CallbackServer(
+            self.settings, self.callback_base, self.store, feed=self._feed,
+            max_body=lambda: self.config.defaults.max_body, dispatch=self._dispatch,
+            min_lease=min_lease, body_timeout=body_timeout)
+
+    @property
+    def _reading(self) -> asyncio.Semaphore:
+        """The callback server's body-reading slots (tests watch them fill)."""
+        return self.callbacks.reading
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -157,22 +142,11 @@ class WebSubSubscriber:
             cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
             headers={"User-Agent": self.config.defaults.user_agent},
             timeout=aiohttp.ClientTimeout(total=self.config.defaults.timeout))
-        address = self.settings.address
-        if address is not None:
-            app = web.Application()
-            path = urlsplit(self.callback_base).path.rstrip("/")
-            app.router.add_get(path + "/{token}", self._verify)
-            app.router.add_post(path + "/{token}", self._notify)
-            self._runner = web.AppRunner(
-                app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT,
-                shutdown_timeout=SHUTDOWN_TIMEOUT, handler_cancellation=True)
-            await self._runner.setup()
-            try:
-                await web.TCPSite(self._runner, address[0], address[1]).start()
-            except OSError as exc:
-                await self.stop()
-                raise StateError(f"cannot listen on {self.settings.listen}: {exc}") from exc
-            log.info("websub callback server listening", listen=self.settings.listen)
+        try:
+            await self.callbacks.start()
+        except StateError:  # cannot listen
+            await self.stop()
+            raise
         self._loops = [asyncio.create_task(self._maintain()), asyncio.create_task(self._relayed())]
         with contextlib.suppress(StateError):
             await self._queue_removed(self.config)
@@ -185,9 +159,7 @@ class WebSubSubscriber:
         for task in [*self._loops, *self._tasks]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.callbacks.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -381,12 +353,6 @@ class WebSubSubscriber:
                 log.warning("websub hub over plain http: no secret sent, notifications "
                             "taken as unsigned (a poll)", hub=hub)
 
-    def _state_unavailable(self, message: str, exc: StateError) -> None:
-        now = time.monotonic()
-        if now - self._state_logged >= STATE_LOG_EVERY:
-            self._state_logged = now
-            log.warning(message, error=str(exc))
-
     def callback(self, sub: Subscription) -> str:
         """The feed's callback URL (an opaque token, not its name)."""
         return f"{self.callback_base}/{sub.token}"
@@ -427,98 +393,7 @@ class WebSubSubscriber:
             with contextlib.suppress(StateError):
                 await self.store.schedule(feed, time.time() + RETRY_FIRST)
 
-    # ---- the callback server -------------------------------------------------------------
-
-    async def _verify(self, request: web.Request) -> web.StreamResponse:
-        """A hub's verification of intent (or denial): the challenge echoed, 200, only for
-        the request we have pending for that topic on that callback; else 404."""
-        query = request.query
-        mode, topic = query.get("hub.mode"), query.get("hub.topic")
-        try:
-            sub = await self.store.by_token(request.match_info["token"])
-            if sub is None or topic is None:
-                return web.Response(status=404)
-            if mode == "denied":  # only of the subscribe request we have pending
-                if sub.requested != "subscribe" or topic != sub.topic:
-                    return web.Response(status=404)
-                log.warning("websub subscription denied by the hub", feed=sub.feed,
-                            hub=sub.hub, reason=query.get("hub.reason", "")[:200],
-                            retry_in_s=DENIED_RETRY)
-                await self.store.update(sub.feed, {
-                    "state": "denied", "requested": "",
-                    "denied": query.get("hub.reason", "")[:500]},
-                    due=time.time() + DENIED_RETRY)
-                return web.Response(status=200)
-            challenge = query.get("hub.challenge")
-            if not challenge:
-                return web.Response(status=404)
-            if mode == "subscribe" and sub.requested == "subscribe" and topic == sub.topic:
-                lease = granted_lease(query.get("hub.lease_seconds"), floor=self.min_lease)
-                if lease is None:  # required, a positive integer
-                    return web.Response(status=404)
-                await self._verified(sub, lease)
-            elif mode == "unsubscribe" and sub.requested == "unsubscribe" and topic == sub.topic:
-                await self.store.remove(sub)
-                log.info("websub unsubscribed", feed=sub.feed, hub=sub.hub)
-            elif mode == "unsubscribe" and sub.old_topic and topic == sub.old_topic:
-                await self.store.update(sub.feed, {"old_hub": "", "old_topic": ""})
-            else:
-                return web.Response(status=404)
-        except StateError as exc:
-            self._state_unavailable("websub verification not answered: state unavailable", exc)
-            return web.Response(status=503)
-        return web.Response(text=challenge, content_type="text/plain",
-                            headers={"X-Content-Type-Options": "nosniff"})
-
-    async def _verified(self, sub: Subscription, lease: float) -> None:
-        now = time.time()
-        renewed = sub.state == "verified"
-        await self.store.update(sub.feed, {
-            "state": "verified", "requested": "", "attempts": 0, "lease_seconds": lease,
-            "lease_until": now + lease, "denied": ""}, due=now + self.settings.renew_after(lease))
-        log.info("websub subscription renewed" if renewed else "websub subscription verified",
-                 feed=sub.feed, hub=sub.hub, lease_s=lease)
-
-    async def _notify(self, request: web.Request) -> web.StreamResponse:
-        """A content distribution: answered at once (202); the poll runs as its own turn."""
-        try:
-            sub = await self.store.by_token(request.match_info["token"])
-        except StateError as exc:
-            self._state_unavailable("websub notification not taken: state unavailable", exc)
-            return web.Response(status=503)
-        feed = self._feed(sub.feed) if sub is not None else None
-        if sub is None or feed is None:
-            metrics.WEBSUB_NOTIFICATIONS.labels("unknown").inc()
-            return web.Response(status=410)  # no such subscription: the hub may drop it
-        if self._reading.locked():  # MAX_READING slow bodies at once already
-            return web.Response(status=503, headers={"Retry-After": "10"})
-        async with self._reading:
-            try:
-                async with asyncio.timeout(self.body_timeout):
-                    body = await _read_capped(request, self.config.defaults.max_body)
-            except TimeoutError:
-                return web.Response(status=408, headers={"Connection": "close"})
-        if body is None:
-            return web.Response(status=413)
-        verdict = check(request.headers.get("X-Hub-Signature"), sub.secret, body)
-        if verdict == "forged":
-            metrics.WEBSUB_NOTIFICATIONS.labels("forged").inc()
-            now = time.monotonic()
-            if now - self._forged_logged.get(feed.name, -FORGED_LOG_EVERY) >= FORGED_LOG_EVERY:
-                self._forged_logged[feed.name] = now
-                log.warning("websub notification with a wrong signature ignored",
-                            feed=feed.name, peer=request.remote)
-            return web.Response(status=202)
-        pushed = None
-        if verdict == "valid" and body:
-            pushed = FetchResult(url=feed.url, status=200, body=body,
-                                 content_type=request.headers.get("Content-Type"), etag=None,
-                                 last_modified=None, not_modified=False, elapsed=0.0)
-        metrics.WEBSUB_NOTIFICATIONS.labels("pushed" if pushed else "polled").inc()
-        log.info("websub notification", feed=feed.name, pushed=pushed is not None,
-                 bytes=len(body))
-        await self._dispatch(feed.name, pushed)
-        return web.Response(status=202)
+    # ---- the relay to the lease holder ----------------------------------------------------
 
     def _poke(self, feed: str, pushed: FetchResult | None = None, *,
               only_if_held: bool = False) -> bool:
@@ -572,15 +447,3 @@ class WebSubSubscriber:
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
-
-
-async def _read_capped(request: web.Request, max_body: int) -> bytes | None:
-    """The request body, or None once it is longer than `max_body` bytes."""
-    if request.content_length is not None and request.content_length > max_body:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > max_body:
-            return None
-    return bytes(body)
