@@ -1,1 +1,2 @@
-"""WebSub push: hub discovery, subscriptions in Redis, the callback server (`websub`)."""
+"""WebSub push: hub discovery, subscriptions in Redis, the subscriber (`websub`), the
+callback server (`callbacks`)."""
