@@ -39,6 +39,7 @@ import httpx
 from aiohttp import web
 
 from bench.farm import Farm, serving
+from monitor.ops.embedded import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -58,8 +59,9 @@ class CountingFarm(Farm):
         return await super().feed(request)
 
 
-def config_yaml(base: str, feeds: int, interval: float, data_dir: Path) -> str:
+def config_yaml(base: str, feeds: int, interval: float, data_dir: Path, ops: int) -> str:
     lines = [f'redis: {{url: embedded, data_dir: "{data_dir}"}}',
+             f'http: {{listen: "127.0.0.1:{ops}"}}',
              f"defaults: {{interval: {interval}s, timeout: 20s, max_concurrency: 100}}",
              "state: {stream_maxlen: 1000000}", "feeds:"]
     lines += [f'  - {{name: f{i}, url: "{base}/feed/{i}"}}' for i in range(feeds)]
@@ -122,6 +124,8 @@ class Result:
     farm_cpu: float
     internal: list[float]
     detection: list[float]
+    #: (upper bound, turns) of the poll-start lateness histogram over the window
+    lateness: list[tuple[float, float]]
     phrase_posts: int
     alerted: int
     duplicates: int
@@ -137,9 +141,37 @@ class Result:
             f"    commit -> webhook p50 {percentile(self.internal, 50) * 1000:6.0f} ms  "
             f"p99 {percentile(self.internal, 99) * 1000:6.0f} ms;  post -> webhook p50 "
             f"{percentile(self.detection, 50):5.2f} s  p99 {percentile(self.detection, 99):5.2f} s",
+            f"    polls started late (turn start - scheduled): {_late(self.lateness)}",
             f"    phrase posts {self.phrase_posts}: alerted {self.alerted}, missed "
             f"{self.phrase_posts - self.alerted}, duplicate webhook-ids {self.duplicates}",
         ]
+
+
+_BUCKET = "livewatch_poll_start_lateness_seconds_bucket"
+
+
+async def lateness_buckets(control: httpx.AsyncClient, url: str) -> dict[float, float]:
+    """The poll-start lateness histogram's cumulative buckets, summed over the processes."""
+    text = (await control.get(url)).text
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(_BUCKET):
+            labels, value = line.rsplit(" ", 1)
+            bound = labels.split('le="', 1)[1].split('"', 1)[0]
+            key = float("inf") if bound == "+Inf" else float(bound)
+            out[key] = out.get(key, 0.0) + float(value)
+    return out
+
+
+def _late(buckets: list[tuple[float, float]]) -> str:
+    """Turns, the share started within 1 s, and the bucket holding the 99th percentile."""
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return "no turns measured"
+    within = next((n for bound, n in buckets if bound >= 1.0), total) / total
+    p99 = next(bound for bound, n in buckets if n >= 0.99 * total)
+    return (f"{total:.0f} turns, {within:.2%} within 1 s, p99 <= {p99:g} s "
+            f"(histogram bucket)")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -185,7 +217,9 @@ async def measure(processes: int, options: argparse.Namespace, tmp: Path) -> Res
     async with serving(farm) as base:
         data = tmp / f"data-{processes}"
         config = tmp / f"livewatch-{processes}.yaml"
-        config.write_text(config_yaml(base, options.feeds, options.interval, data))
+        ops = free_port()
+        metrics_url = f"http://127.0.0.1:{ops}/metrics"
+        config.write_text(config_yaml(base, options.feeds, options.interval, data, ops))
         logs = (options.logs or tmp) / f"processes-{processes}.log"
         logs.parent.mkdir(parents=True, exist_ok=True)
         service = _start(processes, config, logs)
@@ -206,6 +240,7 @@ async def measure(processes: int, options: argparse.Namespace, tmp: Path) -> Res
             started = time.time()
             first_post = len(farm.truth)
             async with httpx.AsyncClient(timeout=10) as control:
+                late_start = await lateness_buckets(control, metrics_url)
                 tick = 0
                 while time.time() - started < options.measure:
                     due = not options.burst or tick % max(round(options.interval), 1) == 0
@@ -215,6 +250,7 @@ async def measure(processes: int, options: argparse.Namespace, tmp: Path) -> Res
                     meter.sample()
                     tick += 1
                     await asyncio.sleep(1.0)
+                late_end = await lateness_buckets(control, metrics_url)
             meter.sample()
             ended = time.time()
             cpu_end, redis_end = meter.totals()
@@ -232,9 +268,10 @@ async def measure(processes: int, options: argparse.Namespace, tmp: Path) -> Res
                 for a in found.values() if a.get("detected_at")]
     posted = {(t["feed"], t["post"]): t["at"] for t in truth}
     detection = [alert["at"] - posted[key] for key, alert in found.items()]
+    lateness = sorted((bound, n - late_start.get(bound, 0.0)) for bound, n in late_end.items())
     return Result(processes, ended - started, polls, cpu_end - cpu_start,
-                  redis_end - redis_start, farm_cpu, internal, detection, len(truth), len(found),
-                  farm.duplicates)
+                  redis_end - redis_start, farm_cpu, internal, detection, lateness, len(truth),
+                  len(found), farm.duplicates)
 
 
 def _found(farm: Farm, truth: list[dict[str, Any]]) -> dict[tuple[int, int], dict[str, Any]]:

@@ -46,6 +46,10 @@ DELIVERY_SECONDS = Histogram("livewatch_delivery_seconds", "Time of one delivery
                              ["channel"], buckets=_LATENCY)
 DEAD_LETTERED = Counter("livewatch_dead_lettered", "Messages or alerts this process "
                         "dead-lettered.", ["stream"])
+POLL_LATENESS = Histogram(
+    "livewatch_poll_start_lateness_seconds",
+    "How late each poll turn started after the time it was scheduled for (this process).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
 STREAM_LAG = Gauge("livewatch_stream_lag", "Entries not yet delivered to the consumer group.",
                    ["stream"])
 STREAM_PENDING = Gauge("livewatch_stream_pending",

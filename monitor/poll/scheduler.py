@@ -111,6 +111,8 @@ class FeedScheduler:
         #: and until when the feed backs off after failures
         self._asked: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
+        #: feed -> when its next turn is due (epoch seconds), for the lateness metric
+        self._due: dict[str, float] = {}
         self._stopping = False
         #: Turns in progress at once (lease, poll, keep): as many as the fetcher runs, so a
         #: burst of due feeds waits here, before taking leases and Redis connections.
@@ -158,6 +160,7 @@ class FeedScheduler:
             coalesce=True, misfire_grace_time=max(1, int(interval)),
             next_run_time=_on_grid(datetime.now(UTC) + timedelta(
                 seconds=random.uniform(0, min(jitter, 2.0)))))
+        self._note_due(feed.name)
 
     def reconcile(self, config: Config) -> dict[str, list[str]]:
         """Make the jobs match `config`: add new feeds, drop removed or disabled ones, and
@@ -234,13 +237,23 @@ class FeedScheduler:
             self._again.add(name)
         elif job.next_run_time is None or _on_grid(when) < job.next_run_time:
             job.modify(next_run_time=_on_grid(when))
+            self._note_due(name)
         return True
+
+    def _note_due(self, name: str) -> None:
+        """Remember when the feed's job runs next (to measure how late it starts)."""
+        job = self.scheduler.get_job(name)
+        if job is not None and job.next_run_time is not None:
+            self._due[name] = job.next_run_time.timestamp()
 
     async def _run(self, feed: FeedSettings) -> None:
         if self._stopping:  # a turn that fired as the scheduler was shut down
             return
         task = asyncio.current_task()
         assert task is not None
+        due = self._due.pop(feed.name, None)
+        if due is not None:  # a busy loop or a burst of due feeds shows here first
+            metrics.POLL_LATENESS.observe(max(0.0, time.time() - due))
         self.in_flight.add(task)
         self._turning.add(feed.name)
         try:
@@ -254,6 +267,7 @@ class FeedScheduler:
         finally:
             self.in_flight.discard(task)
             self._turning.discard(feed.name)
+            self._note_due(feed.name)
             if feed.name in self._again:  # a push arrived during this turn: its turn next
                 self._again.discard(feed.name)
                 # after APScheduler has counted this run as ended (its done callbacks, queued

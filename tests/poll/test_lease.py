@@ -17,6 +17,7 @@ from monitor.config.models import Config
 from monitor.core import keys
 from monitor.core.models import Entry
 from monitor.fetch.client import Fetcher, FetchResult
+from monitor.ops import metrics
 from monitor.poll.diff import diff_entries
 from monitor.poll.lease import FeedLeases
 from monitor.poll.poller import Poller
@@ -200,6 +201,7 @@ async def test_two_schedulers_poll_each_feed_once_per_interval(
     for name in names:
         feed_server.set("/" + name, rss([Item(f"{name}-1", "Hello", "<p>Body</p>", 1)]))
     config = feed_config(feed_server, names, interval="1s", jitter=jitter)
+    turns_before = _lateness_count()
     async with Fetcher(user_agent="test", max_concurrency=2) as fetcher:
         schedulers = [FeedScheduler(config, Poller(config, make_state(config, redis_client),
                                                    fetcher)) for _ in range(2)]
@@ -220,6 +222,17 @@ async def test_two_schedulers_poll_each_feed_once_per_interval(
         assert max(counts.values()) <= 7, counts
         owners = {(await FeedLeases(redis_client).holder(n)) for n in names}
         assert owners == {None}  # shutdown released every lease it held
+        # every turn of both schedulers (those skipped for the other's lease too) says how
+        # late it started: ~2 per feed per second here
+        assert _lateness_count() - turns_before >= 2 * sum(counts.values()) - 2 * len(names)
+
+
+def _lateness_count() -> float:
+    for family in metrics.POLL_LATENESS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_count"):
+                return sample.value
+    return 0.0
 
 
 async def test_poll_now_runs_a_turn_at_once_and_diffs_a_pushed_document(
