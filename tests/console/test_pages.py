@@ -631,6 +631,26 @@ async def test_silences_page_lists_and_expires(console: str,
     assert ended.state(time.time()) == "expired"
 
 
+async def test_a_silence_from_the_page_may_use_a_regular_expression(
+        console: str, redis_client: aioredis.Redis) -> None:
+    async with browser_like(console) as web:
+        csrf = csrf_of((await web.get("/console/silences")).text)
+        bad = await web.post("/console/silences", data={
+            "csrf": csrf, "rule": "(", "rule_regex": "1", "comment": "broken"})
+        assert bad.status_code == 400 and "bad regular expression" in bad.text
+        made = await web.post("/console/silences", data={
+            "csrf": csrf, "feed": "summit-(day|night)", "feed_regex": "1", "rule": "coal*",
+            "duration": "2h", "comment": "both shifts"})
+        assert made.status_code == 303
+        listing = (await web.get("/console/silences")).text
+    (silence,) = await Silences(redis_client).all()
+    assert {(m.name, m.value, m.is_regex) for m in silence.matchers} == {
+        ("feed", "summit-(day|night)", True), ("rule", "coal*", False)}
+    assert silence.holds({"rule": "coalition", "feed": "summit-night", "channel": "x"},
+                         time.time())
+    assert "feed =~ summit-(day|night)" in listing
+
+
 async def test_redis_down_is_a_503_page(config: Config) -> None:
     dead_client: aioredis.Redis = aioredis.from_url("redis://127.0.0.1:1/0",
                                                     decode_responses=True)

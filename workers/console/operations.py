@@ -155,11 +155,11 @@ def _ends(form: dict[str, str], now: float) -> float:
 
 @page(change=True)
 async def silence_create(ctx: Page) -> web.StreamResponse:
-    """POST /console/silences: a silence of the matchers given (globs), until an end time or
-    for a duration, made by the signed-in token."""
+    """POST /console/silences: a silence of the matchers given (globs, or regular expressions
+    where ticked), until an end time or for a duration, made by the signed-in token."""
     form, now = ctx.form, time.time()
     try:
-        matchers = [SilenceMatcher(label, form[label].strip())
+        matchers = [SilenceMatcher(label, form[label].strip(), bool(form.get(f"{label}_regex")))
                     for label in LABELS if form.get(label, "").strip()]
         silence = new_silence(matchers, ends_at=_ends(form, now), created_by=ctx.who.name,
                               comment=form.get("comment", ""), now=now)
