@@ -72,11 +72,6 @@ def use_cluster(partitions: int | None) -> None:
     _feed.cache_clear()
 
 
-def clustered() -> bool:
-    """True in the Redis Cluster layout."""
-    return _partitions is not _STANDALONE
-
-
 def partitions() -> tuple[Partition, ...]:
     """Every partition, in order (one on a single Redis server)."""
     return _partitions

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
 import structlog
@@ -25,6 +25,43 @@ log = structlog.get_logger("livewatch.http")
 
 #: Longest a probe or scrape waits on Redis.
 REDIS_TIMEOUT = 2.0
+
+
+class Probes(Protocol):
+    """What an operations endpoint answers."""
+
+    async def healthz(self, request: web.Request, /) -> web.Response: ...
+
+    async def readyz(self, request: web.Request, /) -> web.Response: ...
+
+    async def metrics(self, request: web.Request, /) -> web.Response: ...
+
+
+@contextlib.asynccontextmanager
+async def listening(app: web.Application, address: tuple[str, int], what: str,
+                    **runner: Any) -> AsyncIterator[None]:
+    """Serve `app` on `address` while the context is open; StateError naming `what` (the
+    setting, e.g. `http.listen 0.0.0.0:9108`) when the address cannot be bound. `runner` goes
+    to aiohttp's AppRunner (no access log)."""
+    app_runner = web.AppRunner(app, access_log=None, **runner)
+    await app_runner.setup()
+    try:
+        try:
+            await web.TCPSite(app_runner, address[0], address[1]).start()
+        except OSError as exc:
+            raise StateError(f"cannot listen on {what}: {exc}") from exc
+        yield
+    finally:
+        await app_runner.cleanup()
+
+
+def probes_app(probes: Probes) -> web.Application:
+    """/healthz, /readyz and /metrics answered by `probes`."""
+    app = web.Application()
+    app.router.add_get("/healthz", probes.healthz)
+    app.router.add_get("/readyz", probes.readyz)
+    app.router.add_get("/metrics", probes.metrics)
+    return app
 
 
 class _Endpoint:
@@ -65,20 +102,7 @@ async def ops_endpoint(control: Control, client: aioredis.Redis) -> AsyncIterato
     if address is None:
         yield
         return
-    endpoint = _Endpoint(control, client)
-    app = web.Application()
-    app.router.add_get("/healthz", endpoint.healthz)
-    app.router.add_get("/readyz", endpoint.readyz)
-    app.router.add_get("/metrics", endpoint.metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, address[0], address[1])
-        try:
-            await site.start()
-        except OSError as exc:
-            raise StateError(f"cannot listen on {control.config.http.listen}: {exc}") from exc
-        log.info("operations endpoint listening", listen=control.config.http.listen)
+    listen = control.config.http.listen
+    async with listening(probes_app(_Endpoint(control, client)), address, str(listen)):
+        log.info("operations endpoint listening", listen=listen)
         yield
-    finally:
-        await runner.cleanup()

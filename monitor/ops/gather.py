@@ -41,8 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.parser import text_string_to_metric_families
 from redis.exceptions import RedisError
 
-from monitor.core.errors import StateError
-from monitor.ops.endpoints import REDIS_TIMEOUT
+from monitor.ops.endpoints import REDIS_TIMEOUT, listening, probes_app
 
 if TYPE_CHECKING:
     from monitor.ops.supervisor import Child, Supervisor
@@ -180,20 +179,8 @@ async def fleet_endpoint(supervisor: Supervisor, client: aioredis.Redis) -> Asyn
         yield
         return
     async with aiohttp.ClientSession(trust_env=False) as session:
-        fleet = _Fleet(supervisor, client, session)
-        app = web.Application()
-        app.router.add_get("/healthz", fleet.healthz)
-        app.router.add_get("/readyz", fleet.readyz)
-        app.router.add_get("/metrics", fleet.metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            try:
-                await web.TCPSite(runner, address[0], address[1]).start()
-            except OSError as exc:
-                raise StateError(f"cannot listen on {listen}: {exc}") from exc
+        app = probes_app(_Fleet(supervisor, client, session))
+        async with listening(app, address, str(listen)):
             log.info("operations endpoint listening", listen=listen,
                      children=[child.name for child in supervisor.children])
             yield
-        finally:
-            await runner.cleanup()

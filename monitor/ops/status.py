@@ -64,17 +64,23 @@ class GroupInfo:
 async def stream_groups(client: aioredis.Redis) -> list[GroupInfo]:
     """Length, pending and lag (Redis ≥ 7) of each consumed stream that exists (of every
     partition on Redis Cluster)."""
+    streams = list(keys.by_stream())
+    async with client.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
+        replies = await pipe.execute(raise_on_error=False)
     out = []
-    for stream in keys.by_stream():
-        try:
-            length = int(await client.xlen(stream))
-            groups: list[dict[str, Any]] = await client.xinfo_groups(stream)
-        except ResponseError:  # no such stream yet
+    for index, stream in enumerate(streams):
+        length, groups = replies[2 * index], replies[2 * index + 1]
+        if isinstance(groups, ResponseError):  # no such stream yet
             continue
+        if isinstance(groups, Exception):
+            raise groups
         for group in groups:
             if group.get("name") == keys.CONSUMER_GROUP:
                 lag = group.get("lag")
-                out.append(GroupInfo(stream, length, int(group.get("pending") or 0),
+                out.append(GroupInfo(stream, int(length), int(group.get("pending") or 0),
                                      int(lag) if lag is not None else None,
                                      int(group.get("consumers") or 0)))
     return out

@@ -47,14 +47,19 @@ class EpochWatch:
     async def check(self) -> bool:
         """Compare the epoch token with the one seen before; True if this check found a loss
         (and sent the notice)."""
+        parts = keys.partitions()
+        tokens = [uuid.uuid4().hex for _ in parts]
+        try:  # one round trip: SET NX, then GET, of every partition's token
+            async with self.client.pipeline(transaction=False) as pipe:
+                for part, token in zip(parts, tokens, strict=True):
+                    pipe.set(part.epoch, token, nx=True)
+                    pipe.get(part.epoch)
+                replies = await pipe.execute()
+        except RedisError as exc:
+            raise StateError(f"cannot read the epoch token: {exc}") from exc
         lost = False
-        for part in keys.partitions():
-            token = uuid.uuid4().hex
-            try:
-                created = bool(await self.client.set(part.epoch, token, nx=True))
-                current = token if created else await self.client.get(part.epoch)
-            except RedisError as exc:
-                raise StateError(f"cannot read the epoch token: {exc}") from exc
+        for index, part in enumerate(parts):
+            created, current = bool(replies[2 * index]), replies[2 * index + 1]
             lost = lost or (created and self.epochs.get(part.epoch) is not None)
             self.epochs[part.epoch] = current if isinstance(current, str) else None
         if lost:

@@ -116,13 +116,13 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         raw = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _bad("the body is not JSON") from None
+        raise Invalid("the body is not JSON") from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]}
                   for e in exc.errors()]
-        raise _bad("; ".join(f"{e['field']}: {e['reason']}" for e in errors),
+        raise Invalid("; ".join(f"{e['field']}: {e['reason']}" for e in errors),
                    errors) from None
 
 
@@ -134,14 +134,11 @@ class Invalid(Exception):
         self.detail, self.errors = detail, errors or []
 
 
-def _bad(detail: str, errors: list[dict[str, str]] | None = None) -> Invalid:
-    return Invalid(detail, errors)
-
 
 def _limit(request: web.Request, default: int, most: int) -> int:
     raw = request.query.get("limit", str(default))
     if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise _bad(f"limit must be an integer from 1 to {most}")
+        raise Invalid(f"limit must be an integer from 1 to {most}")
     return int(raw)
 
 
@@ -176,7 +173,7 @@ class AckIn(_In):
 
 def _when(value: datetime) -> float:
     if value.tzinfo is None:
-        raise _bad("times need a UTC offset (e.g. 2026-12-08T10:00:00Z)")
+        raise Invalid("times need a UTC offset (e.g. 2026-12-08T10:00:00Z)")
     return value.timestamp()
 
 
@@ -243,7 +240,7 @@ async def delivery_list(request: web.Request) -> web.Response:
     """GET /deliveries?state=S&limit=N: recent deliveries (dead letters with `state=dead`)."""
     wanted = request.query.get("state")
     if wanted is not None and wanted not in STATES:
-        raise _bad(f"state must be one of {', '.join(STATES)}")
+        raise Invalid(f"state must be one of {', '.join(STATES)}")
     limit = _limit(request, 100, 1000)
     client = request.app[STATE].client
     if wanted == "dead":
@@ -285,7 +282,7 @@ async def silence_create(request: web.Request) -> web.Response:
             starts_at=_when(body.startsAt) if body.startsAt else None,
             ends_at=_when(body.endsAt), created_by=body.createdBy, comment=body.comment)
     except ValueError as exc:
-        raise _bad(str(exc)) from None
+        raise Invalid(str(exc)) from None
     state = request.app[STATE]
     await state.silences.add(silence)
     log.info("silence created", silence=silence.id, by=request["principal"].name,
@@ -318,7 +315,7 @@ async def test_rule(request: web.Request) -> web.Response:
     if body.rule not in {r.name for r in state.config.rules}:
         raise web.HTTPNotFound(text=f"no rule {body.rule!r}")
     if (body.text is None) == (body.url is None):
-        raise _bad("give exactly one of text, url")
+        raise Invalid("give exactly one of text, url")
     try:
         found = await queries.test_entries(state.config, body.text or "", body.title,
                                            body.url or "")

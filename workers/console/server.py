@@ -12,6 +12,7 @@ from aiohttp import web
 from monitor.config.models import Config
 from monitor.core.errors import StateError
 from monitor.ops.control import Control
+from monitor.ops.endpoints import listening
 from workers.console.api import STATE, ConsoleState, Handler, add_routes, api_guard
 
 log = structlog.get_logger("livewatch.console")
@@ -56,26 +57,19 @@ async def run_console(config: Config, client: aioredis.Redis, stop: asyncio.Even
     if address is None:
         raise StateError("the console needs console.listen")
     state = ConsoleState(config, client)
-    runner = web.AppRunner(build_app(state), access_log=None, shutdown_timeout=2.0,
-                           handler_cancellation=True)
-    await runner.setup()
     try:
-        await web.TCPSite(runner, address[0], address[1]).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise StateError(f"cannot listen on console.listen {config.console.listen}: "
-                         f"{exc}") from exc
-    if control is not None:
-        async def reload(new: Config) -> None:
-            if new.console.listen != config.console.listen:
-                log.warning("console.listen changes only on restart; running value kept")
-            state.reconfigure(new)
+        async with listening(build_app(state), address,
+                             f"console.listen {config.console.listen}",
+                             shutdown_timeout=2.0, handler_cancellation=True):
+            if control is not None:
+                async def reload(new: Config) -> None:
+                    if new.console.listen != config.console.listen:
+                        log.warning("console.listen changes only on restart; running value kept")
+                    state.reconfigure(new)
 
-        control.on_reload(reload)
-    log.info("console listening", listen=config.console.listen,
-             url=config.console.base_url + "/console/")
-    try:
-        await stop.wait()
+                control.on_reload(reload)
+            log.info("console listening", listen=config.console.listen,
+                     url=config.console.base_url + "/console/")
+            await stop.wait()
     finally:
-        await runner.cleanup()
         log.info("console stopped")
